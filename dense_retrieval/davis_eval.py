@@ -28,10 +28,10 @@ from .data.davis_results import (
     check_outputs,
     find_result_frames,
     output_paths,
+    read_labels,
     read_result_mask,
     write_evaluation_files,
 )
-from .data.masks import read_label_png
 from .errors import DataFormatError, DenseRetrievalError, InputError
 from .metrics.boundary import dilation_radius
 from .metrics.jf import JFConventions, ObjectScores, global_scores, object_scores, score_frame
@@ -288,7 +288,7 @@ def _score_job(job: _Job) -> tuple[np.ndarray, np.ndarray]:
     j = np.empty((job.num_objects, len(job.gt_paths)))
     f = np.empty_like(j)
     for index, (gt_path, result_path) in enumerate(zip(job.gt_paths, job.result_paths, strict=True)):
-        gt = read_label_png(gt_path, binary=job.binary)
+        gt = read_labels(gt_path, binary=job.binary)
         pred = read_result_mask(result_path, gt.shape, job.num_objects, job.binary, job.sequence)
         j[:, index], f[:, index] = score_frame(
             gt, pred, job.num_objects, bound_th=job.bound_th, void=job.void
