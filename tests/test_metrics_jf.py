@@ -35,6 +35,21 @@ def test_cropped_scores_equal_full_image_definitions(seed):
             assert f[k - 1] == f_measure(gt == k, pred == k, void_mask, bound_th=bound_th)
 
 
+@pytest.mark.parametrize("extra", [None, 2, 255])
+@pytest.mark.parametrize("seed", range(4))
+def test_single_object_frames_equal_full_image_definitions(seed, extra):
+    """One object as 0/1 label maps (the label maps are the masks), or with other ids / void around."""
+    rng = np.random.default_rng(seed)
+    shape = (int(rng.integers(2, 50)), int(rng.integers(2, 70)))
+    gt = _random_labels(rng, shape, 1)
+    pred = np.roll(_random_labels(rng, shape, 1), 2, axis=0) if seed else np.zeros(shape, np.uint8)
+    if extra is not None:
+        gt[: shape[0] // 3, : shape[1] // 2] = extra
+    j, f = score_frame(gt, pred, 1)
+    assert j[0] == jaccard(gt == 1, pred == 1) and f[0] == f_measure(gt == 1, pred == 1)
+    np.testing.assert_array_equal(score_frame(gt.astype(np.int64), pred.astype(np.int32), 1), (j, f))
+
+
 @pytest.mark.parametrize(("height", "width", "num_objects"), [(48, 85, 3), (480, 910, 2)])
 def test_sequence_equals_vos_benchmark(height, width, num_objects):
     gts = moving_objects(8, height, width, num_objects)

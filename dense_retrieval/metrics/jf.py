@@ -96,20 +96,43 @@ def score_frame(
             pred = np.where(void_mask, 0, pred)
     radius = dilation_radius(gt.shape, bound_th)
     height, width = gt.shape
+    # one object stored as 0/1 (DAVIS-2016, single-object sequences): the label maps are the masks
+    direct = (
+        num_objects == 1
+        and gt.dtype == pred.dtype == np.uint8
+        and gt.max(initial=0) <= 1
+        and pred.max(initial=0) <= 1
+    )
     j = np.ones(num_objects, dtype=np.float64)
     f = np.ones(num_objects, dtype=np.float64)
     for index in range(num_objects):
-        gt_mask = gt == index + 1
-        pred_mask = pred == index + 1
-        x, y, w, h = cv2.boundingRect((gt_mask | pred_mask).view(np.uint8))
-        if w == 0:  # absent from both: empty union and two empty boundaries score 1
+        gt_mask = gt if direct else gt == index + 1
+        pred_mask = pred if direct else pred == index + 1
+        box = _union_box(cv2.boundingRect(gt_mask.view(np.uint8)), cv2.boundingRect(pred_mask.view(np.uint8)))
+        if box is None:  # absent from both: empty union and two empty boundaries score 1
             continue
-        rows = slice(max(y - 1, 0), min(y + h + 1, height))
-        cols = slice(max(x - 1, 0), min(x + w + 1, width))
-        gt_crop, pred_crop = gt_mask[rows, cols], pred_mask[rows, cols]
+        x0, y0, x1, y1 = box
+        rows = slice(max(y0 - 1, 0), min(y1 + 1, height))
+        cols = slice(max(x0 - 1, 0), min(x1 + 1, width))
+        gt_crop, pred_crop = gt_mask[rows, cols].view(bool), pred_mask[rows, cols].view(bool)
         j[index] = jaccard(gt_crop, pred_crop)
         f[index] = f_measure(gt_crop, pred_crop, radius=radius)
     return j, f
+
+
+def _union_box(
+    a: tuple[int, int, int, int], b: tuple[int, int, int, int]
+) -> tuple[int, int, int, int] | None:
+    """Union of two ``cv2.boundingRect`` boxes (x, y, w, h; w = 0: empty), end-exclusive (x0, y0, x1, y1)."""
+    boxes = [(x, y, x + w, y + h) for x, y, w, h in (a, b) if w > 0]
+    if not boxes:
+        return None
+    return (
+        min(x[0] for x in boxes),
+        min(x[1] for x in boxes),
+        max(x[2] for x in boxes),
+        max(x[3] for x in boxes),
+    )
 
 
 @dataclass(frozen=True)
