@@ -116,8 +116,8 @@ def read_labels(path: Path, binary: bool = False) -> np.ndarray:
 def _decode_8bit_png(path: Path) -> np.ndarray | None:
     """Decode an 8-bit 'L' or 'P' PNG into a new numpy array, or None to take the general reader."""
     try:
-        with Image.open(path) as image:
-            if image.format != "PNG" or image.mode not in ("L", "P") or len(image.tile) != 1:
+        with Image.open(path, formats=("PNG",)) as image:
+            if image.mode not in ("L", "P") or len(image.tile) != 1:
                 return None
             width, height = image.size
             labels = np.empty((height, width), np.uint8)
