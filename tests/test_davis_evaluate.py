@@ -84,6 +84,21 @@ def test_table_output_and_output_folder(davis, run_cli, tmp_path):
     assert _csv_files(results) == []
 
 
+def test_conventions_are_options(davis, run_cli, tmp_path):
+    """--keep-first-last scores every frame (like skip_first_and_last=False in vos-benchmark); --bound-th."""
+    root, results, gts, preds = davis
+    args = ["davis", "evaluate", "--davis-root", root, "--results", results, "--output", tmp_path / "o"]
+    r = run_cli(*args, "--keep-first-last", "--bound-th", "3", "--processes", "1", "--json")
+    assert r.exit_code == 0, r
+    report = r.json()
+    assert report["frames_scored"] == 7 + 5 and report["conventions"]["skip_first_and_last"] is False
+    assert {s["dilation_radius"] for s in report["sequences"]} == {3.0}
+    rows = {row["name"]: row for row in report["per_object"]}
+    vos_j, _ = vos_per_frame(gts["two-cars"], preds["two-cars"])
+    assert rows["two-cars_2"]["J-Mean"] == pytest.approx(np.mean(vos_j[2]), abs=1e-6)
+    assert run_cli(*args, "--bound-th", "0").exit_code == 2
+
+
 def test_two_processes_give_the_same_scores(davis):
     root, results, _, _ = davis
     one = evaluate_davis(root, results, processes=1)
