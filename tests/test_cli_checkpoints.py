@@ -190,3 +190,11 @@ def test_help_texts_teach(run_cli):
     ):
         result = run_cli("checkpoints", command, "--help")
         assert result.exit_code == 0 and phrase in " ".join(result.stdout.split()), (command, result.stdout)
+
+
+def test_inspect_registry_name_not_downloaded(run_cli, tmp_path, monkeypatch):
+    monkeypatch.setenv(weights_registry.ENV_CHECKPOINTS, str(tmp_path))
+    stderr = _one_line_error(run_cli("checkpoints", "inspect", "ours-coco-800ep"))
+    assert (
+        "not downloaded" in stderr and "run `dense-retrieval checkpoints download ours-coco-800ep`" in stderr
+    )
