@@ -28,6 +28,7 @@ def _root(
 _COMMAND_MODULES = [
     "env_cmd",
     "backbones_cmd",
+    "demo_cmd",
 ]
 
 for _name in _COMMAND_MODULES:
