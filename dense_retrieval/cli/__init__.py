@@ -29,6 +29,7 @@ _COMMAND_MODULES = [
     "env_cmd",
     "backbones_cmd",
     "demo_cmd",
+    "checkpoints_cmd",
 ]
 
 for _name in _COMMAND_MODULES:
