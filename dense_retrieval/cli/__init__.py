@@ -27,6 +27,7 @@ def _root(
 # Modules that define commands: each attaches to a group in `groups` or to `app` via register(app).
 _COMMAND_MODULES = [
     "env_cmd",
+    "synth_cmd",
 ]
 
 for _name in _COMMAND_MODULES:
