@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, OutputExistsError
+from ..progress import track
 from .atomic import atomic_directory, write_json
 from .davis import write_davis_sequence, write_image_set
 from .synth_assets import BACKGROUNDS, SYNTH_CLASSES, SynthClass
@@ -94,12 +95,12 @@ def make_synthetic_davis(
     }
     records = []
     with atomic_directory(out) as root:
-        for index in range(total):
+        for index in track(range(total), total=total, desc="synth davis", unit="seq"):
             rng = np.random.default_rng((seed, index))
             split = "val" if index < num_sequences else "train"
             frame_size = (height, widths[index % len(widths)])
             tracks, stats = plan_sequence(rng, frame_size, num_frames, counts[index % len(counts)])
-            name = f"synth-{index:02d}-" + "-".join(track.spec.name for track in tracks)
+            name = f"synth-{index:02d}-" + "-".join(t.spec.name for t in tracks)
             background = BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))]
             frames, labels = render_sequence(
                 rng, frame_size, num_frames, tracks, background, binary=year == "2016"
@@ -169,7 +170,9 @@ def make_synthetic_voc(
     }
     records = []
     with atomic_directory(out) as root:
-        for index in range(num_train + num_val):
+        for index in track(
+            range(num_train + num_val), total=num_train + num_val, desc="synth voc", unit="img"
+        ):
             rng = np.random.default_rng((seed, index))
             image_id = f"synth_{index:06d}"
             image, instances, specs, background = render_voc_image(rng, (height, width), max_objects)
@@ -233,7 +236,9 @@ def _check_range(name: str, value: int, low: int, high: int) -> None:
 
 def _refuse_non_empty(out: str | os.PathLike, overwrite: bool) -> None:
     out = Path(out)
-    if out.is_file() or (out.is_dir() and any(out.iterdir()) and not overwrite):
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"output {out} is a file, not a folder", hint="choose a new folder name")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise OutputExistsError(
             f"output folder {out} exists and is not empty", hint="choose a new folder or pass --overwrite"
         )
