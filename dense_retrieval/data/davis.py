@@ -1,9 +1,9 @@
 """The DAVIS dataset layout: reading sequences and annotations, writing a dataset.
 
-    ROOT/JPEGImages/480p/<seq>/00000.jpg
-    ROOT/Annotations/480p/<seq>/00000.png     (2017: indexed PNG, DAVIS palette; 2016: 0/255)
-    ROOT/ImageSets/2017/{train,val}.txt        (one sequence name per line)
-    ROOT/ImageSets/2016/{train,val}.txt        (names, or DAVIS-2016's "/JPEGImages/480p/seq/..." lines)
+ROOT/JPEGImages/480p/<seq>/00000.jpg
+ROOT/Annotations/480p/<seq>/00000.png     (2017: indexed PNG, DAVIS palette; 2016: 0/255)
+ROOT/ImageSets/2017/{train,val}.txt        (one sequence name per line)
+ROOT/ImageSets/2016/{train,val}.txt        (names, or DAVIS-2016's "/JPEGImages/480p/seq/..." lines)
 """
 
 from __future__ import annotations
@@ -139,6 +139,8 @@ def write_davis_sequence(
     Both may be lists or iterators (consumed one frame at a time). Returns the number of frames written.
     """
     root = Path(root)
+    if hasattr(frames, "__len__") and hasattr(labels, "__len__") and len(frames) != len(labels):
+        raise InputError(f"{len(frames)} frames but {len(labels)} label maps for sequence {name!r}")
     count = 0
     try:
         for count, (frame, label) in enumerate(zip(frames, labels, strict=True), start=1):
