@@ -101,9 +101,7 @@ def test_write_frames_round_trip(tmp_path):
 def test_frame_folder_with_gap_names_the_frame(tmp_path):
     for index in (0, 1, 2, 4, 5):
         write_image(tmp_path / f"{index:05d}.jpg", np.zeros((8, 8, 3), np.uint8))
-    with pytest.raises(
-        DataFormatError, match=r"gap in the numbering before 00004\.jpg \(frame 3 missing\)"
-    ) as info:
+    with pytest.raises(DataFormatError, match=r"gap in the numbering before 00004\.jpg \(frame 3 missing\)") as info:
         VideoFrames(tmp_path)
     assert info.value.exit_code == 2 and "\n" not in str(info.value)
 

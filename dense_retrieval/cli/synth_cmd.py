@@ -13,15 +13,11 @@ from ..errors import InputError
 from . import groups
 from .common import JsonOption, info, print_json, start_output
 
-OutArgument = Annotated[
-    Path, typer.Argument(help="Folder to create (refused if it exists and is not empty).")
-]
+OutArgument = Annotated[Path, typer.Argument(help="Folder to create (refused if it exists and is not empty).")]
 SeedOption = Annotated[
     int, typer.Option("--seed", help="Random seed; the output is a function of the options and the seed.")
 ]
-OverwriteOption = Annotated[
-    bool, typer.Option("--overwrite", help="Replace OUT if it exists and is not empty.")
-]
+OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it exists and is not empty.")]
 
 
 @groups.synth.command("davis")
@@ -33,16 +29,12 @@ def synth_davis(
     width: Annotated[int, typer.Option("--width", min=32, help="Frame width.")] = 427,
     widths: Annotated[
         str | None,
-        typer.Option(
-            "--widths", help="Comma-separated widths, one per sequence (cycled), e.g. 854,910,1152."
-        ),
+        typer.Option("--widths", help="Comma-separated widths, one per sequence (cycled), e.g. 854,910,1152."),
     ] = None,
     year: Annotated[
         str, typer.Option("--year", help="2017: indexed multi-object PNGs; 2016: one object, 0/255.")
     ] = "2017",
-    train: Annotated[
-        int, typer.Option("--train", min=0, help="Extra sequences listed in the train set.")
-    ] = 0,
+    train: Annotated[int, typer.Option("--train", min=0, help="Extra sequences listed in the train set.")] = 0,
     seed: SeedOption = 0,
     overwrite: OverwriteOption = False,
     json_output: JsonOption = False,
@@ -87,17 +79,14 @@ def synth_davis(
             f"objects: {', '.join(s['objects'])}"
         )
     info(
-        f"wrote DAVIS-{summary['year']} layout to {out} in {summary['seconds']:.1f} s "
-        f"(ground truth: {out}/synth.json)"
+        f"wrote DAVIS-{summary['year']} layout to {out} in {summary['seconds']:.1f} s (ground truth: {out}/synth.json)"
     )
 
 
 @groups.synth.command("voc")
 def synth_voc(
     out: OutArgument,
-    train: Annotated[
-        int, typer.Option("--train", min=1, help="Images in ImageSets/Segmentation/train.txt.")
-    ] = 24,
+    train: Annotated[int, typer.Option("--train", min=1, help="Images in ImageSets/Segmentation/train.txt.")] = 24,
     val: Annotated[int, typer.Option("--val", min=1, help="Images in ImageSets/Segmentation/val.txt.")] = 16,
     size: Annotated[int, typer.Option("--size", min=32, help="Square image size in pixels.")] = 256,
     seed: SeedOption = 0,
@@ -107,9 +96,7 @@ def synth_voc(
     """Write a synthetic PASCAL VOC segmentation set: objects of VOC classes, void band on boundaries."""
     start_output(json_output)
     started = time.perf_counter()
-    manifest = make_synthetic_voc(
-        out, num_train=train, num_val=val, size=size, seed=seed, overwrite=overwrite
-    )
+    manifest = make_synthetic_voc(out, num_train=train, num_val=val, size=size, seed=seed, overwrite=overwrite)
     counts: dict[str, int] = {}
     for image in manifest["images"]:
         for obj in image["objects"]:
@@ -127,9 +114,7 @@ def synth_voc(
         print_json(summary)
         return
     typer.echo(f"{train} train + {val} val images, {size}x{size}")
-    typer.echo(
-        "objects: " + ", ".join(f"{name} {count}" for name, count in summary["objects_per_class"].items())
-    )
+    typer.echo("objects: " + ", ".join(f"{name} {count}" for name, count in summary["objects_per_class"].items()))
     info(f"wrote VOC layout to {out} in {summary['seconds']:.1f} s (ground truth: {out}/synth.json)")
 
 

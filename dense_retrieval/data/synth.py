@@ -102,9 +102,7 @@ def make_synthetic_davis(
             tracks, stats = plan_sequence(rng, frame_size, num_frames, counts[index % len(counts)])
             name = f"synth-{index:02d}-" + "-".join(t.spec.name for t in tracks)
             background = BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))]
-            frames, labels = render_sequence(
-                rng, frame_size, num_frames, tracks, background, binary=year == "2016"
-            )
+            frames, labels = render_sequence(rng, frame_size, num_frames, tracks, background, binary=year == "2016")
             write_davis_sequence(root, name, frames, labels, year=year)
             records.append(
                 {
@@ -119,9 +117,7 @@ def make_synthetic_davis(
             )
         write_image_set(root, [r["name"] for r in records if r["split"] == "val"], year=year, split="val")
         if train_sequences:
-            write_image_set(
-                root, [r["name"] for r in records if r["split"] == "train"], year=year, split="train"
-            )
+            write_image_set(root, [r["name"] for r in records if r["split"] == "train"], year=year, split="train")
         manifest = _manifest("davis", params, sequences=records)
         write_json(root / MANIFEST, manifest)
     return manifest
@@ -170,9 +166,7 @@ def make_synthetic_voc(
     }
     records = []
     with atomic_directory(out) as root:
-        for index in track(
-            range(num_train + num_val), total=num_train + num_val, desc="synth voc", unit="img"
-        ):
+        for index in track(range(num_train + num_val), total=num_train + num_val, desc="synth voc", unit="img"):
             rng = np.random.default_rng((seed, index))
             image_id = f"synth_{index:06d}"
             image, instances, specs, background = render_voc_image(rng, (height, width), max_objects)
@@ -213,9 +207,7 @@ def _manifest(kind: str, params: dict, **records: list) -> dict:
         "version": SYNTH_VERSION,
         "kind": kind,
         "params": params,
-        "classes": [
-            {"name": s.name, "voc_id": s.voc_id, "texture": f"skimage.data.{s.source}"} for s in SYNTH_CLASSES
-        ],
+        "classes": [{"name": s.name, "voc_id": s.voc_id, "texture": f"skimage.data.{s.source}"} for s in SYNTH_CLASSES],
         **records,
     }
 

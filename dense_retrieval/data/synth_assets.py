@@ -109,9 +109,7 @@ def crop_texture(
     if rng.random() < 0.5:
         crop = crop[:, ::-1]
     interpolation = cv2.INTER_AREA if crop_h > height else cv2.INTER_LINEAR
-    out = cv2.resize(np.ascontiguousarray(crop), (width, height), interpolation=interpolation).astype(
-        np.float32
-    )
+    out = cv2.resize(np.ascontiguousarray(crop), (width, height), interpolation=interpolation).astype(np.float32)
     gains = np.asarray(tint if tint is not None else (1.0, 1.0, 1.0), dtype=np.float32)
     out *= gains * rng.uniform(0.88, 1.12)
     return np.clip(out, 0, 255).astype(np.uint8)

@@ -44,8 +44,21 @@ class ObjectTrack:
 def plan_sequence(
     rng: np.random.Generator, size: tuple[int, int], num_frames: int, num_objects: int
 ) -> tuple[list[ObjectTrack], dict]:
-    """Draw object tracks until every object is visible in frame 0 (>= 60%) and never hidden (>= 20%),
-    and, with several objects and >= 3 frames, one passes in front of another in some frame."""
+    """Choose ``num_objects`` distinct classes and draw their tracks through ``num_frames`` frames.
+
+    Tracks are redrawn until every object shows >= 60% of its silhouette in frame 0 and >= 20% in every
+    frame, and (with several objects and >= 3 frames) one passes in front of another in some frame.
+
+    Args:
+        rng: the random generator.
+        size: (H, W) of the frames.
+        num_frames: T.
+        num_objects: 1-3; track k is drawn in front of tracks 0..k-1 and gets object id k + 1.
+
+    Returns:
+        The tracks, and stats: ``occluded_frames`` (frames where some object shows < 97% of its
+        silhouette) and ``min_visible_fraction`` over all objects and frames.
+    """
     classes = [SYNTH_CLASSES[i] for i in rng.permutation(len(SYNTH_CLASSES))[:num_objects]]
     best = None
     for _ in range(MAX_ATTEMPTS):
@@ -91,9 +104,7 @@ def _draw_tracks(
         if flip:
             start, end = (start[0], width - start[1]), (end[0], width - end[1])
         wobble = 0.04 * height * np.sin(2 * np.pi * t / max(num_frames, 8) + rng.uniform(0, 2 * np.pi))
-        centres = np.stack(
-            [start[0] + (end[0] - start[0]) * ease + wobble, start[1] + (end[1] - start[1]) * ease], 1
-        )
+        centres = np.stack([start[0] + (end[0] - start[0]) * ease + wobble, start[1] + (end[1] - start[1]) * ease], 1)
         scales = 1 + rng.uniform(-0.25, 0.25) * ease
         base_h = min(extent * math.sqrt(spec.aspect), 0.85 * height / scales.max())
         base_w = min(base_h / spec.aspect, 0.85 * width / scales.max())
@@ -132,12 +143,23 @@ def render_sequence(
     background: str,
     binary: bool = False,
 ) -> tuple[Iterator[np.ndarray], Iterator[np.ndarray]]:
-    """Frames ``uint8 [H, W, 3]`` and label maps ``uint8 [H, W]`` (ids; 2016: 0/1), generated lazily."""
+    """Render a planned sequence over a slowly panning background, lazily (one frame in memory).
+
+    Args:
+        rng: the random generator (pan, background crop, object textures).
+        size: (H, W) of the frames.
+        num_frames: T.
+        tracks: from :func:`plan_sequence`; each object keeps one texture that moves and scales with it.
+        background: a name from :data:`BACKGROUNDS`.
+        binary: label maps 0/1 (DAVIS-2016) instead of object ids.
+
+    Returns:
+        Two iterators of T items: frames ``uint8 [H, W, 3]`` and label maps ``uint8 [H, W]`` (the visible
+        object's id per pixel, 0 background).
+    """
     height, width = size
     pan = (rng.uniform(0.0, 0.04) * height, rng.uniform(0.04, 0.1) * width)
-    canvas = background_texture(
-        rng, background, (height + int(math.ceil(pan[0])), width + int(math.ceil(pan[1])))
-    )
+    canvas = background_texture(rng, background, (height + int(math.ceil(pan[0])), width + int(math.ceil(pan[1]))))
     reverse = rng.random() < 0.5
     textures = []
     for track in tracks:
@@ -170,8 +192,15 @@ def render_sequence(
 def render_voc_image(
     rng: np.random.Generator, size: tuple[int, int], max_objects: int
 ) -> tuple[np.ndarray, np.ndarray, list[SynthClass], str]:
-    """One image ``uint8 [H, W, 3]``, its instance map ``uint8 [H, W]`` (1..n, drawn back to front), the
-    classes of the instances and the background name. Each object keeps >= half of its silhouette visible."""
+    """Compose one VOC-style image: 1..``max_objects`` objects of distinct classes on a photo background.
+
+    Objects are drawn back to front; each placement is redrawn (up to :data:`MAX_ATTEMPTS` times) until
+    every earlier object keeps at least half of its silhouette visible.
+
+    Returns:
+        image ``uint8 [H, W, 3]``, instance ids ``uint8 [H, W]`` (0 background, 1..n in drawing order;
+        no void yet, see :func:`boundary_band`), the class of each instance, the background name.
+    """
     height, width = size
     background = BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))]
     image = background_texture(rng, background, size)
@@ -207,9 +236,7 @@ def boundary_band(labels: np.ndarray, radius: int) -> np.ndarray:
     return cv2.dilate(labels, kernel) != cv2.erode(labels, kernel)
 
 
-def _clip(
-    size: tuple[int, int], top: int, left: int, mask: np.ndarray
-) -> tuple[tuple[slice, slice], np.ndarray]:
+def _clip(size: tuple[int, int], top: int, left: int, mask: np.ndarray) -> tuple[tuple[slice, slice], np.ndarray]:
     """The frame region covered by ``mask`` placed at (top, left), and the part of the mask inside it."""
     y0, x0 = max(top, 0), max(left, 0)
     y1, x1 = min(top + mask.shape[0], size[0]), min(left + mask.shape[1], size[1])

@@ -70,9 +70,7 @@ class VideoFrames:
             self._paths = None
             self.info = _probe_video_file(self.source)
         else:
-            raise InputError(
-                f"video not found: {self.source}", hint="pass a video file or a folder of frames"
-            )
+            raise InputError(f"video not found: {self.source}", hint="pass a video file or a folder of frames")
 
     def __len__(self) -> int:
         return self.info.count
@@ -109,8 +107,7 @@ class VideoFrames:
         if frame.shape[:2] != self.info.size:
             height, width = frame.shape[:2]
             raise DataFormatError(
-                f"{self.source}: {name} is {height}x{width} but the video is "
-                f"{self.info.size[0]}x{self.info.size[1]}",
+                f"{self.source}: {name} is {height}x{width} but the video is {self.info.size[0]}x{self.info.size[1]}",
                 hint="all frames of a video must have the same size",
             )
 
@@ -155,14 +152,11 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: floa
                     writer = _open_writer(tmp, fps, padded)
                 elif frame.shape[:2] != size:
                     raise InputError(
-                        f"frame {count} is {frame.shape[0]}x{frame.shape[1]}, "
-                        f"earlier frames are {size[0]}x{size[1]}",
+                        f"frame {count} is {frame.shape[0]}x{frame.shape[1]}, earlier frames are {size[0]}x{size[1]}",
                         hint="resize all frames to one size before writing a video",
                     )
                 if padded != size:
-                    frame = np.pad(
-                        frame, ((0, padded[0] - size[0]), (0, padded[1] - size[1]), (0, 0)), mode="edge"
-                    )
+                    frame = np.pad(frame, ((0, padded[0] - size[0]), (0, padded[1] - size[1]), (0, 0)), mode="edge")
                 writer.write(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR))
                 count += 1
         finally:
@@ -188,9 +182,7 @@ def write_frames(
     """
     folder = Path(folder)
     if folder.exists() and any(folder.iterdir()) and not overwrite:
-        raise OutputExistsError(
-            f"frame folder {folder} is not empty", hint="choose a new folder or overwrite it"
-        )
+        raise OutputExistsError(f"frame folder {folder} is not empty", hint="choose a new folder or overwrite it")
     count = 0
     with atomic_directory(folder) as tmp:
         for count, frame in enumerate(frames, start=1):
@@ -202,9 +194,7 @@ def write_frames(
 
 def _open_writer(tmp: Path, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
     with _silent_opencv():
-        writer = cv2.VideoWriter(
-            str(tmp), cv2.VideoWriter_fourcc(*MP4_FOURCC), float(fps), (size[1], size[0])
-        )
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*MP4_FOURCC), float(fps), (size[1], size[0]))
     if not writer.isOpened():
         raise DenseRetrievalError(
             f"this OpenCV build cannot encode MP4 ({MP4_FOURCC!r})",
@@ -224,9 +214,7 @@ def _numbered_frames(folder: Path) -> list[Path]:
     """The frame images of ``folder`` sorted by their number; checks the numbering is consecutive."""
     files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")]
     if not files:
-        raise DataFormatError(
-            f"no frames in {folder}", hint=f"expected images ending in {', '.join(IMAGE_SUFFIXES)}"
-        )
+        raise DataFormatError(f"no frames in {folder}", hint=f"expected images ending in {', '.join(IMAGE_SUFFIXES)}")
     numbered: dict[int, Path] = {}
     for path in sorted(files):
         match = _NUMBER.search(path.stem)

@@ -82,9 +82,7 @@ class VocDataset:
             available = sorted(p.stem for p in (self.root / _SPLIT_DIR).glob("*.txt"))
             raise DataFormatError(
                 f"missing split file {path}",
-                hint=f"available splits: {', '.join(available)}"
-                if available
-                else "write one id per line there",
+                hint=f"available splits: {', '.join(available)}" if available else "write one id per line there",
             )
         ids: list[str] = []
         seen: set[str] = set()
@@ -101,8 +99,7 @@ class VocDataset:
         for image_id in self.ids:
             if not self.image_path(image_id).is_file():
                 raise DataFormatError(
-                    f"image {image_id!r} is listed in {self.split}.txt but "
-                    f"{self.image_path(image_id)} is missing",
+                    f"image {image_id!r} is listed in {self.split}.txt but {self.image_path(image_id)} is missing",
                     hint="restore the image or remove the id from the split file",
                 )
             if not self.class_label_path(image_id).is_file():
