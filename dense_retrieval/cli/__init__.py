@@ -30,6 +30,7 @@ _COMMAND_MODULES = [
     "backbones_cmd",
     "demo_cmd",
     "checkpoints_cmd",
+    "synth_cmd",
 ]
 
 for _name in _COMMAND_MODULES:
