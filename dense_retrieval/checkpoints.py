@@ -102,9 +102,7 @@ def apply_state_dict(model: torch.nn.Module, checkpoint: LoadedCheckpoint, archi
             if detected and detected != architecture
             else "pass a checkpoint made for this architecture (`dense-retrieval checkpoints inspect FILE`)"
         )
-        raise CheckpointError(
-            f"checkpoint {checkpoint.path} does not fit {architecture}: {problems}", hint=hint
-        )
+        raise CheckpointError(f"checkpoint {checkpoint.path} does not fit {architecture}: {problems}", hint=hint)
     model.load_state_dict(checkpoint.state_dict, strict=False)
 
 
@@ -133,9 +131,7 @@ def inspect_checkpoint(path: str | os.PathLike, architecture: str | None = None)
         problems = _mismatch(checkpoint.state_dict, _reference_shapes(architecture), architecture)
         if problems:
             hint = f"this file looks like {detected}" if detected else "it matches no supported architecture"
-            raise CheckpointError(
-                f"checkpoint {checkpoint.path} does not fit {architecture}: {problems}", hint=hint
-            )
+            raise CheckpointError(f"checkpoint {checkpoint.path} does not fit {architecture}: {problems}", hint=hint)
     arch = architecture or detected
     head = HEAD_PREFIX.get(arch or "", "\0")
     return {
@@ -150,9 +146,7 @@ def inspect_checkpoint(path: str | os.PathLike, architecture: str | None = None)
         "dropped_examples": list(checkpoint.dropped_keys[:_SHOWN_KEYS]),
         "has_classifier": any(key.startswith(head) for key in checkpoint.state_dict),
         "tensors": len(checkpoint.state_dict),
-        "parameters": int(
-            sum(t.numel() for key, t in checkpoint.state_dict.items() if not key.endswith(_BUFFERS))
-        ),
+        "parameters": int(sum(t.numel() for key, t in checkpoint.state_dict.items() if not key.endswith(_BUFFERS))),
         "values": int(sum(t.numel() for t in checkpoint.state_dict.values())),
         "registry_match": _registry_match(checkpoint),
     }
@@ -243,9 +237,7 @@ def _is_state_dict(value: object) -> bool:
     return isinstance(value, Mapping) and any(isinstance(v, torch.Tensor) for v in value.values())
 
 
-def _mismatch(
-    state_dict: Mapping[str, torch.Tensor], expected: dict[str, torch.Size], architecture: str
-) -> str:
+def _mismatch(state_dict: Mapping[str, torch.Tensor], expected: dict[str, torch.Size], architecture: str) -> str:
     """'' when ``state_dict`` fits ``expected``; else a one-line description of what differs."""
     head = HEAD_PREFIX[architecture]
     has_head = any(key.startswith(head) for key in state_dict)

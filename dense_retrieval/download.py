@@ -242,9 +242,7 @@ def _fetch(url: str, part: Path) -> None:
                 f"{url} returned an HTML page instead of the file (Google Drive quota or confirmation page?)",
                 hint="open the URL in a browser, save the file and pass its path, or retry later",
             )
-        if offset and (
-            response.status != 206 or _range_start(response.headers.get("Content-Range")) != offset
-        ):
+        if offset and (response.status != 206 or _range_start(response.headers.get("Content-Range")) != offset):
             offset = 0  # the server ignored the Range header: start over
         length = response.headers.get("Content-Length")
         remaining = int(length) if length is not None else None
@@ -257,9 +255,7 @@ def _stream(response, part: Path, append: bool, remaining: int | None, url: str)
     with open(part, "ab" if append else "wb") as handle:
         blocks = iter(lambda: response.read(CHUNK_BYTES), b"")
         try:
-            for block in progress.track(
-                blocks, total=total, desc=part.name.removesuffix(".part"), unit="MiB"
-            ):
+            for block in progress.track(blocks, total=total, desc=part.name.removesuffix(".part"), unit="MiB"):
                 handle.write(block)
                 received += len(block)
         except http.client.IncompleteRead as error:

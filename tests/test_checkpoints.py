@@ -134,10 +134,7 @@ def test_wrong_architecture_names_missing_and_unexpected_keys(tmp_path, query):
     message = str(caught.value)
     assert "does not fit resnet50" in message and str(path) in message
     assert "missing keys [" in message and "layer1.0.conv3.weight" in message
-    assert (
-        "shape mismatches [" in message
-        and "layer1.0.conv1.weight (64, 64, 3, 3) vs (64, 64, 1, 1)" in message
-    )
+    assert "shape mismatches [" in message and "layer1.0.conv1.weight (64, 64, 3, 3) vs (64, 64, 1, 1)" in message
     assert "more]" in message and "looks like resnet18" in message
     assert "\n" not in message
     for key, value in model.state_dict().items():  # nothing was half-loaded
@@ -261,9 +258,7 @@ def test_inspect_moco_file(tmp_path, query, other):
     assert report["format"] == "moco" and report["detected_architecture"] == "resnet18"
     assert report["kept_keys"] == len(query) - 2 and not report["has_classifier"]
     assert report["dropped_keys"] == len(query) - 2 + 4 + 4 + 3
-    assert report["parameters"] == sum(
-        p.numel() for n, p in _fresh_resnet18().named_parameters() if "fc" not in n
-    )
+    assert report["parameters"] == sum(p.numel() for n, p in _fresh_resnet18().named_parameters() if "fc" not in n)
     assert len(report["sha256"]) == 64 and report["size_bytes"] == path.stat().st_size
     assert report["registry_match"] is None
     with pytest.raises(CheckpointError, match="does not fit mobilenet_v2.*looks like resnet18"):

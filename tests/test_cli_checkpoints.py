@@ -81,10 +81,7 @@ def test_list_json(run_cli, tmp_path):
     assert rows["ours-coco-800ep"]["present"] is False and rows["ours-coco-800ep"]["status"] == "no"
     assert rows["ours-coco-800ep"]["architecture"] == "resnet50" and rows["ours-coco-800ep"]["source"]
     (tmp_path / "ours_coco_800ep.pth.tar").write_bytes(b"x")
-    rows = {
-        row["name"]: row
-        for row in run_cli("checkpoints", "list", "--dir", tmp_path, "--json").json()["weights"]
-    }
+    rows = {row["name"]: row for row in run_cli("checkpoints", "list", "--dir", tmp_path, "--json").json()["weights"]}
     assert rows["ours-coco-800ep"]["status"] == "yes"
 
 
@@ -135,9 +132,7 @@ def test_inspect_refuses_malicious_file(run_cli, tmp_path):
 
 
 def test_inspect_unknown_architecture(run_cli, moco_file):
-    assert "unknown architecture 'vit'" in _one_line_error(
-        run_cli("checkpoints", "inspect", moco_file, "-a", "vit")
-    )
+    assert "unknown architecture 'vit'" in _one_line_error(run_cli("checkpoints", "inspect", moco_file, "-a", "vit"))
 
 
 def test_download_verified_then_not_again(run_cli, tmp_path, server, test_entry):
@@ -195,6 +190,4 @@ def test_help_texts_teach(run_cli):
 def test_inspect_registry_name_not_downloaded(run_cli, tmp_path, monkeypatch):
     monkeypatch.setenv(weights_registry.ENV_CHECKPOINTS, str(tmp_path))
     stderr = _one_line_error(run_cli("checkpoints", "inspect", "ours-coco-800ep"))
-    assert (
-        "not downloaded" in stderr and "run `dense-retrieval checkpoints download ours-coco-800ep`" in stderr
-    )
+    assert "not downloaded" in stderr and "run `dense-retrieval checkpoints download ours-coco-800ep`" in stderr

@@ -51,10 +51,7 @@ def test_paper_checkpoints_and_moco_v2():
     for name, drive_id in PAPER_DRIVE_IDS.items():
         entry = get_entry(name)
         assert entry.architecture == "resnet50" and entry.checkpoint_format == "moco"
-        assert (
-            entry.url
-            == f"https://drive.usercontent.google.com/download?id={drive_id}&export=download&confirm=t"
-        )
+        assert entry.url == f"https://drive.usercontent.google.com/download?id={drive_id}&export=download&confirm=t"
     assert "66.2" in get_entry("ours-coco-800ep").notes and "63.2" in get_entry("moco-coco-800ep").notes
     for epochs, md5 in (("200", "59fd9945"), ("800", "a04e12f8")):
         entry = get_entry(f"mocov2-imagenet-{epochs}ep")

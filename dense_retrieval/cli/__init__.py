@@ -28,6 +28,7 @@ def _root(
 _COMMAND_MODULES = [
     "env_cmd",
     "backbones_cmd",
+    "features_cmd",
     "demo_cmd",
     "checkpoints_cmd",
     "synth_cmd",

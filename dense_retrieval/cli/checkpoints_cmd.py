@@ -50,14 +50,10 @@ def list_weights(directory: DirOption = None, json_output: JsonOption = False) -
         print_json({"directory": str(folder), "weights": rows})
         return
     header = ("NAME", "ARCH", "FORMAT", "PRESENT", "SOURCE")
-    table = [header] + [
-        (r["name"], r["architecture"], r["checkpoint_format"], r["status"], r["source"]) for r in rows
-    ]
+    table = [header] + [(r["name"], r["architecture"], r["checkpoint_format"], r["status"], r["source"]) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(4)]
     for row in table:
-        typer.echo(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[4]
-        )
+        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[4])
     info(f"downloads go to {folder}")
 
 
@@ -104,9 +100,7 @@ def download(
     directory: DirOption = None,
     url: Annotated[
         str | None,
-        typer.Option(
-            "--url", help="Download from this URL instead (a mirror); the registry's hash still applies."
-        ),
+        typer.Option("--url", help="Download from this URL instead (a mirror); the registry's hash still applies."),
     ] = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -138,9 +132,7 @@ def download(
     if report["embedded"]:
         typer.echo(f"{name} is embedded in the package {entry.embedded_package}: {report['path']}")
     elif report["downloaded"]:
-        stale = (
-            " (the file there before failed its check and was replaced)" if report["replaced_stale"] else ""
-        )
+        stale = " (the file there before failed its check and was replaced)" if report["replaced_stale"] else ""
         typer.echo(f"downloaded {name} to {report['path']}{stale}")
     else:
         typer.echo(f"{name} is already present: {report['path']}")
