@@ -32,7 +32,7 @@ from .data.davis_results import (
     read_result_mask,
     write_evaluation_files,
 )
-from .errors import DataFormatError, DenseRetrievalError, InputError
+from .errors import DataFormatError, InputError
 from .metrics.boundary import dilation_radius
 from .metrics.jf import JFConventions, ObjectScores, global_scores, object_scores, score_frame
 from .progress import track
@@ -117,15 +117,6 @@ class _Job:
     binary: bool
     bound_th: float
     void: str
-
-
-@dataclass(frozen=True)
-class _Failure:
-    """A library error raised in a worker, carried back to be raised again in the parent."""
-
-    error_type: type
-    message: str
-    hint: str | None
 
 
 def evaluate_davis(
@@ -296,13 +287,6 @@ def _score_job(job: _Job) -> tuple[np.ndarray, np.ndarray]:
     return j, f
 
 
-def _score_job_in_worker(job: _Job) -> tuple[np.ndarray, np.ndarray] | _Failure:
-    try:
-        return _score_job(job)
-    except DenseRetrievalError as error:  # exceptions with a hint do not survive pickling as they are
-        return _Failure(type(error), error.message, error.hint)
-
-
 def _init_worker() -> None:
     import cv2
 
@@ -318,13 +302,10 @@ def _run_jobs(jobs: list[_Job], processes: int) -> Iterator[tuple[np.ndarray, np
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
     with ProcessPoolExecutor(max_workers=processes, mp_context=context, initializer=_init_worker) as pool:
-        futures = [pool.submit(_score_job_in_worker, job) for job in jobs]
+        futures = [pool.submit(_score_job, job) for job in jobs]
         try:
             for future in futures:
-                outcome = future.result()
-                if isinstance(outcome, _Failure):
-                    raise outcome.error_type(outcome.message, hint=outcome.hint)
-                yield outcome
+                yield future.result()  # a worker's DenseRetrievalError is raised here, hint included
         finally:
             for future in futures:
                 future.cancel()
