@@ -152,9 +152,7 @@ def evaluate_davis(
     dataset = DavisDataset(davis_root, year=str(year), split=split, resolution=resolution)
     results = Path(results)
     plans = {name: _plan_sequence(dataset, name, conventions) for name in dataset.sequences}
-    result_paths = find_result_frames(
-        results, {name: [p.stem for p in plan[1]] for name, plan in plans.items()}
-    )
+    result_paths = find_result_frames(results, {name: [p.stem for p in plan[1]] for name, plan in plans.items()})
     jobs = [
         job
         for name, (info, gt_paths) in plans.items()
@@ -166,8 +164,7 @@ def evaluate_davis(
         objects.extend(object_scores(name, j, f, conventions))
     if not objects:
         raise DataFormatError(
-            f"no objects to score in the {split!r} set of {dataset.root}:"
-            " every first-frame annotation is empty"
+            f"no objects to score in the {split!r} set of {dataset.root}: every first-frame annotation is empty"
         )
     return DavisEvaluation(
         davis_root=dataset.root.resolve(),
@@ -218,9 +215,7 @@ def run_davis_evaluation(
     return evaluation, paths
 
 
-def _plan_sequence(
-    dataset: DavisDataset, name: str, conventions: JFConventions
-) -> tuple[SequenceInfo, list[Path]]:
+def _plan_sequence(dataset: DavisDataset, name: str, conventions: JFConventions) -> tuple[SequenceInfo, list[Path]]:
     """Object count, size and the annotations to score of one sequence."""
     annotations = list(dataset.sequence(name).annotations)
     if conventions.skip_first_and_last:
@@ -281,9 +276,7 @@ def _score_job(job: _Job) -> tuple[np.ndarray, np.ndarray]:
     for index, (gt_path, result_path) in enumerate(zip(job.gt_paths, job.result_paths, strict=True)):
         gt = read_labels(gt_path, binary=job.binary)
         pred = read_result_mask(result_path, gt.shape, job.num_objects, job.binary, job.sequence)
-        j[:, index], f[:, index] = score_frame(
-            gt, pred, job.num_objects, bound_th=job.bound_th, void=job.void
-        )
+        j[:, index], f[:, index] = score_frame(gt, pred, job.num_objects, bound_th=job.bound_th, void=job.void)
     return j, f
 
 

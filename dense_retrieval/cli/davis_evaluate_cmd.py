@@ -52,12 +52,8 @@ def evaluate(
     davis_root: Annotated[
         Path, typer.Option("--davis-root", help="DAVIS folder with JPEGImages/, Annotations/, ImageSets/.")
     ],
-    results: Annotated[
-        Path, typer.Option("--results", help="Folder with <sequence>/<frame>.png result masks.")
-    ],
-    split: Annotated[
-        str, typer.Option("--set", help="ImageSets file to score: ImageSets/<year>/<set>.txt.")
-    ] = "val",
+    results: Annotated[Path, typer.Option("--results", help="Folder with <sequence>/<frame>.png result masks.")],
+    split: Annotated[str, typer.Option("--set", help="ImageSets file to score: ImageSets/<year>/<set>.txt.")] = "val",
     year: Annotated[
         str, typer.Option("--year", help="2017: indexed multi-object annotations; 2016: one 0/255 object.")
     ] = "2017",
@@ -78,9 +74,7 @@ def evaluate(
     ] = JFConventions.bound_th,
     keep_first_last: Annotated[
         bool,
-        typer.Option(
-            "--keep-first-last", help="Also score the first and last frame (not the official protocol)."
-        ),
+        typer.Option("--keep-first-last", help="Also score the first and last frame (not the official protocol)."),
     ] = False,
     ignore_void: Annotated[
         bool, typer.Option("--ignore-void", help="Leave annotation pixels labelled 255 out of J and F.")
@@ -112,13 +106,9 @@ def evaluate(
     if json_output:
         print_json(evaluation.report(paths))
         return
-    _print_table(
-        f"Global results for {split}", list(GLOBAL_COLUMNS), [list(evaluation.global_scores.values())]
-    )
+    _print_table(f"Global results for {split}", list(GLOBAL_COLUMNS), [list(evaluation.global_scores.values())])
     typer.echo("")
-    _print_table(
-        f"Per sequence results for {split}", ["Sequence", "J-Mean", "F-Mean"], evaluation.per_object_table()
-    )
+    _print_table(f"Per sequence results for {split}", ["Sequence", "J-Mean", "F-Mean"], evaluation.per_object_table())
     counts = f"{evaluation.frames_scored} frames, {len(evaluation.objects)} objects"
     info(
         f"scored {counts} in {len(evaluation.sequences)} sequences in {evaluation.seconds:.2f} s"

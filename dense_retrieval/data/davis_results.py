@@ -129,9 +129,7 @@ def _decode_8bit_png(path: Path) -> np.ndarray | None:
         return None
 
 
-def read_result_mask(
-    path: Path, shape: tuple[int, int], num_objects: int, binary: bool, sequence: str
-) -> np.ndarray:
+def read_result_mask(path: Path, shape: tuple[int, int], num_objects: int, binary: bool, sequence: str) -> np.ndarray:
     """Read and check one predicted mask.
 
     Args:

@@ -98,10 +98,7 @@ def score_frame(
     height, width = gt.shape
     # one object stored as 0/1 (DAVIS-2016, single-object sequences): the label maps are the masks
     direct = (
-        num_objects == 1
-        and gt.dtype == pred.dtype == np.uint8
-        and gt.max(initial=0) <= 1
-        and pred.max(initial=0) <= 1
+        num_objects == 1 and gt.dtype == pred.dtype == np.uint8 and gt.max(initial=0) <= 1 and pred.max(initial=0) <= 1
     )
     j = np.ones(num_objects, dtype=np.float64)
     f = np.ones(num_objects, dtype=np.float64)
@@ -120,9 +117,7 @@ def score_frame(
     return j, f
 
 
-def _union_box(
-    a: tuple[int, int, int, int], b: tuple[int, int, int, int]
-) -> tuple[int, int, int, int] | None:
+def _union_box(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> tuple[int, int, int, int] | None:
     """Union of two ``cv2.boundingRect`` boxes (x, y, w, h; w = 0: empty), end-exclusive (x0, y0, x1, y1)."""
     boxes = [(x, y, x + w, y + h) for x, y, w, h in (a, b) if w > 0]
     if not boxes:

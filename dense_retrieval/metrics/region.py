@@ -27,9 +27,7 @@ def jaccard(gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None = None) ->
     if void is not None:
         void = _as_bool(void)
         gt, pred = gt & ~void, pred & ~void
-    return jaccard_from_counts(
-        int(np.count_nonzero(gt & pred)), int(np.count_nonzero(gt)), int(np.count_nonzero(pred))
-    )
+    return jaccard_from_counts(int(np.count_nonzero(gt & pred)), int(np.count_nonzero(gt)), int(np.count_nonzero(pred)))
 
 
 def jaccard_from_counts(intersection: int, gt_area: int, pred_area: int) -> float:
