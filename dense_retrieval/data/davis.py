@@ -1,9 +1,9 @@
 """The DAVIS dataset layout: reading sequences and annotations, writing a dataset.
 
-    ROOT/JPEGImages/480p/<seq>/00000.jpg
-    ROOT/Annotations/480p/<seq>/00000.png     (2017: indexed PNG, DAVIS palette; 2016: 0/255)
-    ROOT/ImageSets/2017/{train,val}.txt        (one sequence name per line)
-    ROOT/ImageSets/2016/{train,val}.txt        (names, or DAVIS-2016's "/JPEGImages/480p/seq/..." lines)
+ROOT/JPEGImages/480p/<seq>/00000.jpg
+ROOT/Annotations/480p/<seq>/00000.png     (2017: indexed PNG, DAVIS palette; 2016: 0/255)
+ROOT/ImageSets/2017/{train,val}.txt        (one sequence name per line)
+ROOT/ImageSets/2016/{train,val}.txt        (names, or DAVIS-2016's "/JPEGImages/480p/seq/..." lines)
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def write_davis_sequence(
     root = Path(root)
     if len(frames) != len(labels):
         raise InputError(f"{len(frames)} frames but {len(labels)} label maps for sequence {name!r}")
-    for index, (frame, label) in enumerate(zip(frames, labels)):
+    for index, (frame, label) in enumerate(zip(frames, labels, strict=True)):
         stem = f"{index:05d}"
         write_image(root / "JPEGImages" / resolution / name / f"{stem}.jpg", frame)
         write_label_png(root / "Annotations" / resolution / name / f"{stem}.png", label, binary=(year == "2016"))
