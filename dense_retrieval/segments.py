@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,8 +54,10 @@ def encode_rle(mask: np.ndarray) -> dict:
 
 def decode_rle(rle: dict) -> np.ndarray:
     """bool [H, W] from a COCO compressed RLE whose ``counts`` is a str or bytes."""
-    counts = rle["counts"]
-    return mask_utils.decode({"size": list(rle["size"]), "counts": _bytes(counts)}).astype(bool)
+    with warnings.catch_warnings():  # pycocotools' decode trips numpy 2's __array__(copy=) deprecation
+        warnings.simplefilter("ignore", DeprecationWarning)
+        decoded = mask_utils.decode({"size": list(rle["size"]), "counts": _bytes(rle["counts"])})
+    return decoded.astype(bool)
 
 
 def segment_row(segment_id: int, record: SegmentRecord) -> tuple:
@@ -69,8 +72,20 @@ def segment_row(segment_id: int, record: SegmentRecord) -> tuple:
     area = int(mask_utils.area(coco))
     label = None if record.label is None else int(record.label)
     counts = coco["counts"].decode("ascii")
-    return (segment_id, str(record.image), record.method, int(rle["size"][0]), int(rle["size"][1]), counts,
-            x, y, w, h, area, label)
+    return (
+        segment_id,
+        str(record.image),
+        record.method,
+        int(rle["size"][0]),
+        int(rle["size"][1]),
+        counts,
+        x,
+        y,
+        w,
+        h,
+        area,
+        label,
+    )
 
 
 def _bytes(counts: str | bytes) -> bytes:

@@ -54,9 +54,9 @@ class ConfusionMeter:
         for name, values in (("prediction", pred), ("target", true)):
             if values.size and (values.min() < 0 or values.max() >= self.num_classes):
                 raise ValueError(f"{name} label outside 0..{self.num_classes - 1}: {values.min()}..{values.max()}")
-        self.confusion += np.bincount(
-            true * self.num_classes + pred, minlength=self.num_classes**2
-        ).reshape(self.num_classes, self.num_classes)
+        self.confusion += np.bincount(true * self.num_classes + pred, minlength=self.num_classes**2).reshape(
+            self.num_classes, self.num_classes
+        )
 
     def counts(self) -> dict[str, np.ndarray]:
         """Per-class ``tp``, ``fp``, ``fn`` (int64 [num_classes] each)."""

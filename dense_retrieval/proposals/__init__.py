@@ -69,7 +69,9 @@ class ProposalConfig:
 
     def __post_init__(self) -> None:
         if self.method not in PROPOSAL_METHODS:
-            raise InputError(f"unknown proposal method {self.method!r}", hint=f"use one of {', '.join(PROPOSAL_METHODS)}")
+            raise InputError(
+                f"unknown proposal method {self.method!r}", hint=f"use one of {', '.join(PROPOSAL_METHODS)}"
+            )
         if self.method == "coco" and not self.coco_json:
             raise InputError("proposal method 'coco' needs a COCO JSON file", hint="pass --coco FILE.json")
         if self.method == "saliency" and not self.saliency_dir:

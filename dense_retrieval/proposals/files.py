@@ -11,6 +11,7 @@ from PIL import Image
 
 from ..data.masks import read_label_png
 from ..errors import DataFormatError, InputError
+from ..segments import decode_rle
 
 VOID = 255
 _MAP_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -168,7 +169,9 @@ class CocoProposals:
                 rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
             elif isinstance(segmentation, dict) and {"size", "counts"} <= set(segmentation):
                 if [int(v) for v in segmentation["size"]] != [height, width]:
-                    raise DataFormatError(f"{where}: RLE size {segmentation['size']} is not the image's {[height, width]}")
+                    raise DataFormatError(
+                        f"{where}: RLE size {segmentation['size']} is not the image's {[height, width]}"
+                    )
                 counts = segmentation["counts"]
                 if isinstance(counts, list):
                     rle = mask_utils.frPyObjects(segmentation, height, width)
@@ -176,7 +179,7 @@ class CocoProposals:
                     rle = {"size": [height, width], "counts": str(counts).encode("ascii")}
             else:
                 raise DataFormatError(f"{where}: segmentation is neither polygons nor RLE")
-            return mask_utils.decode(rle).astype(bool)
+            return decode_rle(rle)
         except DataFormatError:
             raise
         except (TypeError, ValueError, KeyError, OverflowError) as error:

@@ -25,10 +25,8 @@ resize, pooling, dimension) and refuses vectors made with another one (ConfigMis
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
-import re
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -38,38 +36,24 @@ from typing import Any
 import faiss
 import numpy as np
 
-from .data.atomic import atomic_path
-from .errors import ConfigMismatchError, DataFormatError, InputError
-from .segments import Segment, SegmentRecord, segment_row
-
-FORMAT_VERSION = 1
-DB_NAME = "segments.sqlite"
-FAISS_DIR = "faiss"
-DEFAULT_FACTORY = "Flat"
-# Keys of a feature description that do not change the vectors (batching, device placement).
-VOLATILE_KEYS = frozenset({"batch_size", "device", "num_workers", "amp", "autocast", "progress"})
-
-_SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE segments (
-    id INTEGER PRIMARY KEY,
-    image TEXT NOT NULL,
-    method TEXT NOT NULL,
-    height INTEGER NOT NULL,
-    width INTEGER NOT NULL,
-    rle TEXT NOT NULL,
-    bbox_x REAL NOT NULL, bbox_y REAL NOT NULL, bbox_w REAL NOT NULL, bbox_h REAL NOT NULL,
-    area INTEGER NOT NULL,
-    label INTEGER
-);
-CREATE INDEX segments_image ON segments (image);
-"""
-_ROW_COLUMNS = "id, image, method, height, width, rle, bbox_x, bbox_y, bbox_w, bbox_h, area, label"
-
-
-def index_config(features: dict, pooling: str, dim: int) -> dict:
-    """The configuration an index records: the feature extractor's ``describe()``, pooling, dimension."""
-    return {"features": features, "pooling": pooling, "dim": int(dim)}
+from ..errors import ConfigMismatchError, DataFormatError, InputError
+from ..segments import Segment, SegmentRecord, segment_row
+from .storage import (
+    DB_NAME,
+    DEFAULT_FACTORY,
+    FAISS_DIR,
+    FAISS_FILE_RE,
+    FORMAT_VERSION,
+    ROW_COLUMNS,
+    SCHEMA,
+    acquire_writer_lock,
+    connect,
+    faiss_message,
+    faiss_name,
+    first_difference,
+    segment_from_row,
+    write_faiss,
+)
 
 
 class SegmentIndex:
@@ -104,18 +88,24 @@ class SegmentIndex:
             faiss_index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
         except RuntimeError as error:
             raise InputError(
-                f"invalid FAISS factory string {factory!r}: {_faiss_message(error)}",
+                f"invalid FAISS factory string {factory!r}: {faiss_message(error)}",
                 hint="e.g. 'Flat', 'IVF256,Flat', 'IVF1024,PQ64', 'HNSW32'",
             ) from None
         (path / FAISS_DIR).mkdir(parents=True, exist_ok=True)
-        lock = _acquire_writer_lock(path)
-        file_name = _faiss_name(0)
-        _write_faiss(faiss_index, path / FAISS_DIR / file_name)
-        db = _connect(path / DB_NAME, readonly=False)
-        db.executescript("BEGIN;" + _SCHEMA)
+        lock = acquire_writer_lock(path)
+        file_name = faiss_name(0)
+        write_faiss(faiss_index, path / FAISS_DIR / file_name)
+        db = connect(path / DB_NAME, readonly=False)
+        db.executescript("BEGIN;" + SCHEMA)
         meta = {
-            "format": FORMAT_VERSION, "config": config, "factory": factory, "dim": dim, "version": 0,
-            "faiss_file": file_name, "ntotal": 0, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "format": FORMAT_VERSION,
+            "config": config,
+            "factory": factory,
+            "dim": dim,
+            "version": 0,
+            "faiss_file": file_name,
+            "ntotal": 0,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         db.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in meta.items()])
         db.execute("COMMIT")
@@ -127,9 +117,9 @@ class SegmentIndex:
         path = Path(path)
         if not (path / DB_NAME).is_file():
             raise InputError(f"no segment index at {path} (missing {DB_NAME})", hint="build one with `index build`")
-        lock = None if readonly else _acquire_writer_lock(path)
+        lock = None if readonly else acquire_writer_lock(path)
         try:
-            db = _connect(path / DB_NAME, readonly=readonly)
+            db = connect(path / DB_NAME, readonly=readonly)
         except sqlite3.DatabaseError as error:
             raise DataFormatError(f"corrupted index database {path / DB_NAME}: {error}") from None
         return cls(path, db, readonly=readonly, lock=lock)
@@ -178,9 +168,16 @@ class SegmentIndex:
         methods = {method: {"segments": n, "images": images} for method, n, images in rows}
         images = self._db.execute("SELECT COUNT(DISTINCT image) FROM segments").fetchone()[0]
         return {
-            "path": str(self.path), "segments": self.ntotal, "images": images, "proposals": methods,
-            "factory": self.factory, "dim": self.dim, "trained": bool(self._faiss.is_trained),
-            "version": self.version, "faiss_file": self._meta["faiss_file"], "created": self._meta.get("created"),
+            "path": str(self.path),
+            "segments": self.ntotal,
+            "images": images,
+            "proposals": methods,
+            "factory": self.factory,
+            "dim": self.dim,
+            "trained": bool(self._faiss.is_trained),
+            "version": self.version,
+            "faiss_file": self._meta["faiss_file"],
+            "created": self._meta.get("created"),
             "config": self.config,
         }
 
@@ -195,7 +192,7 @@ class SegmentIndex:
     # ----------------------------------------------------------------------------- writing
     def check_config(self, config: dict) -> None:
         """Raise ConfigMismatchError when ``config`` would make vectors unlike the ones stored."""
-        difference = _first_difference(self.config, config)
+        difference = first_difference(self.config, config)
         if difference is not None:
             key, stored, given = difference
             raise ConfigMismatchError(
@@ -213,7 +210,7 @@ class SegmentIndex:
             self._faiss.train(vectors)
         except RuntimeError as error:
             raise InputError(
-                f"cannot train FAISS index {self.factory!r} on {len(vectors)} vectors: {_faiss_message(error)}",
+                f"cannot train FAISS index {self.factory!r} on {len(vectors)} vectors: {faiss_message(error)}",
                 hint="index more segments in the first build, or use a smaller factory such as 'Flat'",
             ) from None
 
@@ -235,11 +232,11 @@ class SegmentIndex:
             self.train(vectors)
         start = self.ntotal
         ids = np.arange(start, start + len(vectors), dtype=np.int64)
-        rows = [segment_row(int(i), record) for i, record in zip(ids, segments)]
+        rows = [segment_row(int(i), record) for i, record in zip(ids, segments, strict=True)]
         try:
             if not self._db.in_transaction:
                 self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany(f"INSERT INTO segments ({_ROW_COLUMNS}) VALUES ({', '.join('?' * 12)})", rows)
+            self._db.executemany(f"INSERT INTO segments ({ROW_COLUMNS}) VALUES ({', '.join('?' * 12)})", rows)
             self._faiss.add(vectors)
             if not self._in_batch:
                 self._commit()
@@ -286,7 +283,7 @@ class SegmentIndex:
             try:
                 faiss.ParameterSpace().set_index_parameters(self._faiss, params)
             except RuntimeError as error:
-                raise InputError(f"bad search parameters {params!r}: {_faiss_message(error)}") from None
+                raise InputError(f"bad search parameters {params!r}: {faiss_message(error)}") from None
         scores, ids = self._searcher().search(queries, k)
         return scores, ids
 
@@ -298,7 +295,7 @@ class SegmentIndex:
         try:
             return self._faiss.reconstruct(int(segment_id))
         except RuntimeError as error:
-            raise InputError(f"factory {self.factory!r} cannot return stored vectors: {_faiss_message(error)}") from None
+            raise InputError(f"factory {self.factory!r} cannot return stored vectors: {faiss_message(error)}") from None
 
     def segments(self, ids: Sequence[int] | np.ndarray) -> list[Segment]:
         """Metadata for ``ids`` in the same order (ids must exist)."""
@@ -308,9 +305,9 @@ class SegmentIndex:
         found: dict[int, Segment] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            query = f"SELECT {_ROW_COLUMNS} FROM segments WHERE id IN ({', '.join('?' * len(chunk))})"
+            query = f"SELECT {ROW_COLUMNS} FROM segments WHERE id IN ({', '.join('?' * len(chunk))})"
             for row in self._db.execute(query, chunk):
-                found[row[0]] = _segment_from_row(row)
+                found[row[0]] = segment_from_row(row)
         missing = [i for i in ids if i not in found]
         if missing:
             raise DataFormatError(f"index {self.path} has no metadata row for segment {missing[0]}")
@@ -318,8 +315,8 @@ class SegmentIndex:
 
     def segments_of_image(self, image: str | os.PathLike) -> list[Segment]:
         """Every segment stored for ``image`` (path as stored: absolute)."""
-        query = f"SELECT {_ROW_COLUMNS} FROM segments WHERE image = ? AND id < ? ORDER BY id"
-        return [_segment_from_row(r) for r in self._db.execute(query, (str(image), self.ntotal))]
+        query = f"SELECT {ROW_COLUMNS} FROM segments WHERE image = ? AND id < ? ORDER BY id"
+        return [segment_from_row(r) for r in self._db.execute(query, (str(image), self.ntotal))]
 
     # ----------------------------------------------------------------------------- internals
     def _load(self) -> None:
@@ -340,7 +337,7 @@ class SegmentIndex:
         try:
             index = faiss.read_index(str(file))
         except RuntimeError as error:
-            raise DataFormatError(f"corrupted FAISS file {file}: {_faiss_message(error)}") from None
+            raise DataFormatError(f"corrupted FAISS file {file}: {faiss_message(error)}") from None
         if index.d != meta["dim"] or index.ntotal != meta["ntotal"]:
             raise DataFormatError(
                 f"FAISS file {file} holds {index.ntotal} vectors of dim {index.d}; "
@@ -367,10 +364,12 @@ class SegmentIndex:
 
     def _commit(self) -> None:
         version = self.version + 1
-        name = _faiss_name(version)
-        _write_faiss(self._faiss, self.path / FAISS_DIR / name)
+        name = faiss_name(version)
+        write_faiss(self._faiss, self.path / FAISS_DIR / name)
         updates = {"version": version, "faiss_file": name, "ntotal": self.ntotal}
-        self._db.executemany("UPDATE meta SET value = ? WHERE key = ?", [(json.dumps(v), k) for k, v in updates.items()])
+        self._db.executemany(
+            "UPDATE meta SET value = ? WHERE key = ?", [(json.dumps(v), k) for k, v in updates.items()]
+        )
         self._db.execute("COMMIT")
         self._meta.update(updates)
         self._gpu = None
@@ -383,9 +382,9 @@ class SegmentIndex:
 
     def _prune(self) -> None:
         """Delete FAISS files other than the current and the previous version (old ones, orphans)."""
-        keep = {_faiss_name(self.version), _faiss_name(self.version - 1)}
+        keep = {faiss_name(self.version), faiss_name(self.version - 1)}
         for file in (self.path / FAISS_DIR).iterdir():
-            if file.name not in keep and (_FAISS_RE.fullmatch(file.name) or file.name.endswith(".tmp.faiss")):
+            if file.name not in keep and (FAISS_FILE_RE.fullmatch(file.name) or file.name.endswith(".tmp.faiss")):
                 file.unlink(missing_ok=True)
 
     def _searcher(self) -> faiss.Index:
@@ -415,73 +414,3 @@ class SegmentIndex:
     def _require_writable(self) -> None:
         if self.readonly:
             raise InputError(f"index {self.path} is open read-only", hint="open it with readonly=False to add")
-
-
-_FAISS_RE = re.compile(r"index-(\d{6,})\.faiss")
-
-
-def _faiss_name(version: int) -> str:
-    return f"index-{version:06d}.faiss"
-
-
-def _write_faiss(index: faiss.Index, path: Path) -> None:
-    """Write ``index`` to ``path`` atomically and durably (fsync before the rename)."""
-    with atomic_path(path) as tmp:
-        faiss.write_index(index, str(tmp))
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-
-
-def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
-    if readonly:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30, isolation_level=None)
-    else:
-        db = sqlite3.connect(path, timeout=30, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-    if readonly:
-        db.execute("PRAGMA query_only=1")
-    return db
-
-
-def _acquire_writer_lock(path: Path) -> Any:
-    handle = open(path / ".writer.lock", "a+")  # noqa: SIM115 - held for the index's lifetime
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise InputError(
-            f"index {path} is being written by another process", hint="wait for it, or open the index read-only"
-        ) from None
-    return handle
-
-
-def _segment_from_row(row: tuple) -> Segment:
-    segment_id, image, method, height, width, counts, x, y, w, h, area, label = row
-    return Segment(
-        id=segment_id, image=image, method=method, rle={"size": [height, width], "counts": counts},
-        bbox=(x, y, w, h), area=area, label=label,
-    )
-
-
-def _first_difference(stored: Any, given: Any, prefix: str = "") -> tuple[str, Any, Any] | None:
-    """The first key (dotted path) where two configs differ, ignoring :data:`VOLATILE_KEYS`."""
-    if isinstance(stored, dict) and isinstance(given, dict):
-        for key in sorted(set(stored) | set(given)):
-            if key in VOLATILE_KEYS:
-                continue
-            found = _first_difference(stored.get(key), given.get(key), f"{prefix}{key}.")
-            if found is not None:
-                return found
-        return None
-    stored, given = json.loads(json.dumps(stored)), json.loads(json.dumps(given))  # tuples vs lists
-    return None if stored == given else (prefix.rstrip("."), stored, given)
-
-
-def _faiss_message(error: Exception) -> str:
-    """The useful tail of a FAISS C++ error ("Error in ... at file:line: Error: '...' failed: reason")."""
-    text = " ".join(str(error).split())
-    for marker in ("failed: ", "Error: "):
-        if marker in text:
-            return text.rsplit(marker, 1)[1]
-    return text
