@@ -114,6 +114,11 @@ def available_layers(name: str) -> tuple[LayerInfo, ...]:
     return _spec(name).layers
 
 
+def default_layer(name: str) -> str:
+    """The layer used when none is named (ResNets: layer3 = res4, CRW's choice; MobileNetV2: features.13)."""
+    return _spec(name).default_layer
+
+
 class DenseBackbone(nn.Module):
     """A truncated, stride-adjusted backbone in eval mode with frozen parameters.
 

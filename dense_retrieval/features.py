@@ -139,8 +139,9 @@ class FeatureExtractor:
     @torch.inference_mode()
     def forward_batch(self, images: list[np.ndarray]) -> torch.Tensor:
         """Prepared uint8 images of one size -> float32 features [N, C, h, w] on the extractor's device."""
+        # NHWC uint8 -> channels-last float: no transpose copy, and oneDNN/cuDNN convs run faster on it
         batch = torch.from_numpy(np.stack(images)).to(self.device).permute(0, 3, 1, 2).float()
-        batch = (batch - self._mean) / self._std
+        batch = ((batch - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
         autocast = (
             torch.autocast(self.device.type, dtype=torch.float16)
             if self.config.amp and self.device.type == "cuda"

@@ -27,6 +27,8 @@ def _root(
 # Modules that define commands: each attaches to a group in `groups` or to `app` via register(app).
 _COMMAND_MODULES = [
     "env_cmd",
+    "backbones_cmd",
+    "demo_cmd",
 ]
 
 for _name in _COMMAND_MODULES:
