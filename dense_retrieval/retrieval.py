@@ -19,12 +19,14 @@ from .backbones import BackboneConfig, build_backbone
 from .data.atomic import atomic_directory
 from .data.images import read_image
 from .data.masks import read_label_png
-from .errors import DataFormatError, InputError, OutputExistsError
+from .data.voc import VOC_CLASSES
+from .errors import DataFormatError, DenseRetrievalError, InputError, OutputExistsError
 from .features import FeatureConfig, FeatureExtractor
 from .index import DEFAULT_FACTORY, SegmentIndex, index_config
 from .pooling import PoolingMode, pool_masks
 from .proposals import ImageProposals, ProposalConfig, Proposer
 from .segments import Segment, SegmentRecord
+from .viz.gallery import GalleryItem, retrieval_gallery, retrieval_row
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class Hit:
             "image": s.image,
             "method": s.method,
             "label": s.label,
+            "label_name": label_text(s) or None,
             "bbox": list(s.bbox),
             "area": s.area,
             "mask_rle": s.rle,
@@ -78,41 +81,47 @@ class QueryResult:
 
 # --------------------------------------------------------------------------------------- extractors
 def extractor_for_index(
-    config: dict, checkpoint: str | None = None, device: str = "auto", batch_size: int = 4
+    config: dict,
+    checkpoint: str | None = None,
+    device: str = "auto",
+    batch_size: int = 4,
+    overrides: dict | None = None,
 ) -> FeatureExtractor:
     """Rebuild the feature extractor an index was made with, from its recorded configuration.
 
     Args:
         config: ``SegmentIndex.config``.
         checkpoint: the checkpoint file, required when the index was built from one (``file:...`` weights).
+        overrides: BackboneConfig fields (``name``, ``weights``, ``layer``, ``output_stride``,
+            ``stride_mode``) and ``resize`` to use instead of the recorded ones; None values are
+            ignored. The index refuses the result later if it makes other vectors.
     """
     recorded = config["features"]["backbone"]
-    weights = recorded["weights"]
-    if str(weights).startswith("file:"):
-        if checkpoint is None:
-            raise InputError(
-                f"the index was built with weights from a checkpoint file ({weights[5:]})",
-                hint="pass the same file with --checkpoint",
-            )
-        weights = checkpoint
-    backbone = build_backbone(
-        BackboneConfig(
-            name=recorded["name"],
-            layer=recorded["layer"],
-            output_stride=recorded["output_stride"],
-            stride_mode=recorded["stride_mode"],
-            weights=weights,
+    fields = {key: recorded[key] for key in ("name", "weights", "layer", "output_stride", "stride_mode")}
+    resize = config["features"]["features"]["resize"]
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if key == "resize":
+            resize = value
+        else:
+            fields[key] = value
+    if checkpoint is not None:
+        fields["weights"] = str(checkpoint)
+    elif str(fields["weights"]).startswith("file:"):
+        raise InputError(
+            f"the index was built with weights from a checkpoint file ({fields['weights'][5:]})",
+            hint="pass the same file with --checkpoint",
         )
-    )
     features = config["features"]["features"]
     feature_config = FeatureConfig(
-        resize=features["resize"],
+        resize=resize,
         interpolation=features["interpolation"],
         l2_normalize=features["l2_normalize"],
         batch_size=batch_size,
         device=device,
     )
-    return FeatureExtractor(backbone, feature_config)
+    return FeatureExtractor(build_backbone(BackboneConfig(**fields)), feature_config)
 
 
 # --------------------------------------------------------------------------------------- segments of images
@@ -290,3 +299,41 @@ def _hits(index: SegmentIndex, scores: np.ndarray, ids: np.ndarray) -> list[Hit]
     valid = ids >= 0
     segments = index.segments(ids[valid])
     return [Hit(float(s), seg) for s, seg in zip(scores[valid], segments, strict=True)]
+
+
+# --------------------------------------------------------------------------------------- pictures
+def render_gallery(results: list[QueryResult], height: int = 160) -> np.ndarray:
+    """A picture of the queries and their hits: one row per query, uint8 [H, W, 3].
+
+    The query segment is outlined in yellow with the rest of its image darkened; each hit shows its
+    image with its segment outlined in green, captioned with rank, cosine score and label. A hit
+    whose image can no longer be read (moved, deleted) shows as a grey panel.
+    """
+    if not results:
+        raise InputError("nothing to draw: no query segments", hint="check the query mask or proposals")
+    rows = []
+    for result in results:
+        query = GalleryItem(read_image(result.image), result.mask, f"query ({result.source})")
+        hits = [_gallery_item(rank, hit) for rank, hit in enumerate(result.hits, start=1)]
+        rows.append(retrieval_row(query, hits, height))
+    return retrieval_gallery(rows)
+
+
+def label_text(segment: Segment) -> str:
+    """A segment's label for people: VOC class names for ground-truth segments, else the id."""
+    if segment.label is None:
+        return ""
+    if segment.method == "gt" and 0 <= segment.label < len(VOC_CLASSES):
+        return VOC_CLASSES[segment.label]
+    return f"label {segment.label}"
+
+
+def _gallery_item(rank: int, hit: Hit) -> GalleryItem:
+    text = f"#{rank} {hit.score:.3f} {label_text(hit.segment)}".rstrip()
+    try:
+        image = read_image(hit.segment.image)
+    except DenseRetrievalError:
+        return GalleryItem(np.zeros((1, 1, 3), np.uint8), None, f"{text} (image missing)")
+    if image.shape[:2] != hit.segment.size:
+        return GalleryItem(image, None, f"{text} (image changed)")
+    return GalleryItem(image, hit.segment.mask(), text)

@@ -29,6 +29,9 @@ _COMMAND_MODULES = [
     "env_cmd",
     "backbones_cmd",
     "demo_cmd",
+    "index_cmd",
+    "query_cmd",
+    "retrieval_cmd",
 ]
 
 for _name in _COMMAND_MODULES:

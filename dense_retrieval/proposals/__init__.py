@@ -19,7 +19,7 @@ Empty masks and masks smaller than ``min_area`` pixels are dropped and counted i
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -124,7 +124,6 @@ class ProposalStats:
     dropped_empty: int = 0
     dropped_small: int = 0
     images_without_masks: int = 0
-    per_method: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -203,7 +202,6 @@ class Proposer:
         stats.dropped_empty += int(empty.sum())
         stats.dropped_small += int(small.sum())
         stats.images_without_masks += int(not keep.any())
-        stats.per_method[self.config.method] = stats.per_method.get(self.config.method, 0) + int(keep.sum())
         kept_labels = [label for label, k in zip(labels, keep, strict=True) if k]
         return ImageProposals(path, masks[keep].astype(bool), kept_labels, self.config.method)
 
