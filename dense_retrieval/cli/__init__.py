@@ -28,7 +28,10 @@ def _root(
 _COMMAND_MODULES = [
     "env_cmd",
     "backbones_cmd",
+    "features_cmd",
     "demo_cmd",
+    "checkpoints_cmd",
+    "synth_cmd",
     "index_cmd",
     "query_cmd",
     "retrieval_cmd",
