@@ -19,7 +19,9 @@ from dense_retrieval.index import SegmentIndex, index_config
 from dense_retrieval.segments import SegmentRecord, decode_rle
 
 DIM = 32
-CONFIG = index_config({"backbone": {"name": "toy", "layer": "x", "weights": "w"}, "features": {"batch_size": 4}}, "upsample", DIM)
+CONFIG = index_config(
+    {"backbone": {"name": "toy", "layer": "x", "weights": "w"}, "features": {"batch_size": 4}}, "upsample", DIM
+)
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -106,7 +108,9 @@ def test_bad_factory_string(tmp_path):
 def test_refuses_features_of_another_configuration(tmp_path):
     with SegmentIndex.create(tmp_path / "idx", CONFIG) as index:
         index.add(unit_vectors(3), records(3), CONFIG)
-        other = index_config({"backbone": {"name": "resnet50", "layer": "x", "weights": "w"}, "features": {}}, "upsample", DIM)
+        other = index_config(
+            {"backbone": {"name": "resnet50", "layer": "x", "weights": "w"}, "features": {}}, "upsample", DIM
+        )
         with pytest.raises(ConfigMismatchError, match="features.backbone.name='toy'.*'resnet50'"):
             index.add(unit_vectors(3), records(3), other)
         # batch size does not change vectors: accepted

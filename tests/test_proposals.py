@@ -50,7 +50,9 @@ def test_gt_class_and_object_masks(voc_like):
 
 def test_gt_resized_to_working_size_and_wrong_size_refused(voc_like, tmp_path):
     image, classes, _ = voc_like
-    found = Proposer(ProposalConfig(method="gt", min_area=1))(image, np.zeros((80, 120, 3), np.uint8), native_size=(H, W))
+    found = Proposer(ProposalConfig(method="gt", min_area=1))(
+        image, np.zeros((80, 120, 3), np.uint8), native_size=(H, W)
+    )
     assert found.masks.shape == (2, 80, 120)
     expected = np.asarray(Image.fromarray(classes).resize((120, 80), Image.NEAREST)) == 8
     np.testing.assert_array_equal(found.masks[0], expected)

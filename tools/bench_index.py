@@ -41,6 +41,7 @@ from dense_retrieval.segments import SegmentRecord, encode_rle  # noqa: E402
 
 CHUNK = 20_000
 LATENT = 32
+SPREAD = 0.3  # latent scale: typical top-1 cosine ~0.9, like near-duplicate segments
 CONFIG_FEATURES = {"backbone": {"name": "synthetic", "layer": "none", "weights": "none"}, "features": {}}
 
 
@@ -58,7 +59,7 @@ class ClusteredData:
     def chunk(self, index: int, size: int, stream: int = 0) -> np.ndarray:
         rng = np.random.default_rng((self.seed, stream, index))
         labels = rng.integers(self.clusters, size=size)
-        latent = rng.normal(size=(size, LATENT)).astype(np.float32) * 0.6
+        latent = rng.normal(size=(size, LATENT)).astype(np.float32) * SPREAD
         x = self.centres[labels].copy()
         for b in range(len(self.bases)):
             rows = np.nonzero(labels % len(self.bases) == b)[0]
@@ -77,10 +78,14 @@ class ClusteredData:
 
 def _records(start: int, n: int, rles: list[dict]) -> list[SegmentRecord]:
     return [
-        SegmentRecord(image=f"/data/images/{(start + i) // 5:07d}.jpg", method="kmeans", rle=rles[(start + i) % len(rles)],
-                      label=(start + i) % 21)
+        SegmentRecord(
+            image=f"/data/images/{(start + i) // 5:07d}.jpg",
+            method="kmeans",
+            rle=rles[(start + i) % len(rles)],
+            label=(start + i) % 21,
+        )
         for i in range(n)
-    ]  # fmt: skip
+    ]
 
 
 def _mask_rles() -> list[dict]:
@@ -121,11 +126,17 @@ def build(path: Path, factory: str, data: ClusteredData, n: int, train_size: int
     seconds += time.perf_counter() - started
     index.close()
     disk = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return {"train_s": round(train_seconds, 2), "add_commit_s": round(seconds, 2),
-            "segments_per_s": round(n / seconds), "disk_mb": round(disk / 1e6, 1)}  # fmt: skip
+    return {
+        "train_s": round(train_seconds, 2),
+        "add_commit_s": round(seconds, 2),
+        "segments_per_s": round(n / seconds),
+        "disk_mb": round(disk / 1e6, 1),
+    }
 
 
-def measure_queries(path: Path, queries: np.ndarray, k: int, params: str | None, singles: int) -> tuple[dict, np.ndarray]:
+def measure_queries(
+    path: Path, queries: np.ndarray, k: int, params: str | None, singles: int
+) -> tuple[dict, np.ndarray]:
     with SegmentIndex.open(path) as index:
         index.search(queries[:1], k, params)  # warm-up
         search_ms, full_ms = [], []
@@ -152,7 +163,12 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=2048)
     parser.add_argument("--queries", type=int, default=200, help="batched queries (recall is measured on these)")
     parser.add_argument("--single-queries", type=int, default=30, help="queries timed one by one")
-    parser.add_argument("--pq", type=int, default=64, help="PQ sub-quantizers (bytes per vector)")
+    parser.add_argument(
+        "--approx",
+        nargs="+",
+        default=["IVF{nlist},SQ8", "IVF{nlist},PQ64"],
+        help="approximate factories; {nlist} becomes ~sqrt(N) rounded to a power of 2",
+    )
     parser.add_argument("--nprobe", type=int, default=16)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--threads", type=int, default=None, help="FAISS threads (default: all cores)")
@@ -173,7 +189,9 @@ def main() -> None:
             data = ClusteredData(args.dim, clusters=max(10, n // 1000))
             queries = data.queries(args.queries)
             nlist = 1 << int(round(np.log2(np.sqrt(n))))  # ~sqrt(N) lists: 128, 256, 1024
-            factories = [("Flat", 0, None), (f"IVF{nlist},PQ{args.pq}", min(n, 40 * nlist), f"nprobe={args.nprobe}")]
+            factories = [("Flat", 0, None)] + [
+                (pattern.format(nlist=nlist), min(n, 40 * nlist), f"nprobe={args.nprobe}") for pattern in args.approx
+            ]
             truth = None
             for factory, train_size, params in factories:
                 if factory == "Flat" and args.skip_exact_above and n > args.skip_exact_above:
@@ -205,13 +223,33 @@ def main() -> None:
 
 
 def print_table(rows: list[dict]) -> None:
-    header = ("N", "factory", "train s", "build seg/s", "disk MB", "query ms", "+meta ms", "batch q/s", "R@1", "in top10")
+    header = (
+        "N",
+        "factory",
+        "train s",
+        "build seg/s",
+        "disk MB",
+        "query ms",
+        "+meta ms",
+        "batch q/s",
+        "R@1",
+        "in top10",
+    )
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for r in rows:
-        cells = (f"{r['n']:.0e}", r["factory"], r["train_s"], r["segments_per_s"], r["disk_mb"], r["query_ms_median"],
-                 r["query_with_metadata_ms_median"], r["batch_queries_per_s"], r.get("recall_at_1", "exact"),
-                 r.get("exact_top1_in_top10", "-"))  # fmt: skip
+        cells = (
+            f"{r['n']:.0e}",
+            r["factory"],
+            r["train_s"],
+            r["segments_per_s"],
+            r["disk_mb"],
+            r["query_ms_median"],
+            r["query_with_metadata_ms_median"],
+            r["batch_queries_per_s"],
+            r.get("recall_at_1", "exact"),
+            r.get("exact_top1_in_top10", "-"),
+        )
         print("| " + " | ".join(str(c) for c in cells) + " |")
 
 

@@ -122,7 +122,7 @@ def add(
 
     The backbone is the one recorded in the index; options that differ from it are refused.
     """
-    from ..index import SegmentIndex
+    from ..index import SegmentIndex, index_config
     from ..retrieval import add_images, extractor_for_index
 
     start_output(json_output)
@@ -140,6 +140,7 @@ def add(
             "resize": resize,
         }
         extractor = extractor_for_index(opened.config, checkpoint, device, batch_size, overrides)
+        opened.check_config(index_config(extractor.describe(), opened.config["pooling"], extractor.channels))
         info(f"adding {len(paths)} images ({proposals} proposals) to {index} ({opened.ntotal} segments)")
         report = add_images(opened, paths, extractor, config, pooling=opened.config["pooling"])
     _print_report(report, json_output)
