@@ -60,12 +60,14 @@ class QueryResult:
         mask: bool [H, W], the query segment.
         source: how the query was given: ``"mask"``, a proposal method, or ``"segment:<id>"``.
         hits: best first.
+        label: the query segment's class when known (gt or coco proposals, stored segments).
     """
 
     image: str
     mask: np.ndarray
     source: str
     hits: list[Hit] = field(default_factory=list)
+    label: int | None = None
 
     def as_dict(self) -> dict:
         ys, xs = np.nonzero(self.mask)
@@ -73,6 +75,7 @@ class QueryResult:
         return {
             "image": self.image,
             "source": self.source,
+            "label": self.label,
             "area": int(self.mask.sum()),
             "bbox": bbox,
             "hits": [hit.as_dict() for hit in self.hits],
@@ -258,7 +261,10 @@ def query_proposals(
     rgb = read_image(path)
     features = extractor.extract([rgb]).features[0]
     found = Proposer(proposals)(path, rgb, features)
-    results = [QueryResult(str(path), mask, proposals.method) for mask in found.masks]
+    results = [
+        QueryResult(str(path), mask, proposals.method, label=label)
+        for mask, label in zip(found.masks, found.labels, strict=True)
+    ]
     _run_queries(index, extractor, rgb, results, k, pooling, features)
     return results
 
@@ -268,7 +274,7 @@ def query_segment(index: SegmentIndex, segment_id: int, k: int = 10, exclude_sel
     segment = index.segments([segment_id])[0]
     vector = index.reconstruct(segment_id)
     scores, ids = index.search(vector[None], k + int(exclude_self))
-    result = QueryResult(segment.image, segment.mask(), f"segment:{segment_id}")
+    result = QueryResult(segment.image, segment.mask(), f"segment:{segment_id}", label=segment.label)
     result.hits = [h for h in _hits(index, scores[0], ids[0]) if not (exclude_self and h.segment.id == segment_id)][:k]
     return result
 

@@ -35,7 +35,9 @@ def retrieval_row(query: GalleryItem, hits: list[GalleryItem], height: int = 160
     """
     panels = [_panel(query, QUERY_COLOUR, height, dim=True)]
     panels += [_panel(hit, HIT_COLOUR, height, dim=False) for hit in hits]
-    return tile(panels, columns=len(panels), gap=6)
+    gap = np.full((panels[0].shape[0], 6, 3), 255, dtype=np.uint8)
+    pieces = [piece for panel in panels for piece in (panel, gap)][:-1]
+    return np.concatenate(pieces, axis=1)  # panels share one height; widths follow each image
 
 
 def retrieval_gallery(rows: list[np.ndarray]) -> np.ndarray:
