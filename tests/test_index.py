@@ -83,14 +83,19 @@ def test_ivf_pq_recall_against_exact(tmp_path):
         exact.add(bank, records(4000), CONFIG)
         _, truth = exact.search(queries, 1)
     recalls = {}
-    for factory in ("IVF32,Flat", "IVF32,PQ8"):
+    for factory, params in (("IVF32,Flat", "nprobe=4"), ("IVF32,PQ8", "nprobe=4"), ("HNSW16", "efSearch=32")):
         with SegmentIndex.create(tmp_path / factory.replace(",", "_"), CONFIG, factory=factory) as index:
             index.add(bank, records(4000), CONFIG)
-            _, found = index.search(queries, 1, params="nprobe=4")
+        with SegmentIndex.open(tmp_path / factory.replace(",", "_")) as index:
+            index.set_search_params(params)
+            _, found = index.search(queries, 1)
         recalls[factory] = float(np.mean(found[:, 0] == truth[:, 0]))
-    print(f"recall@1 against exact (nprobe=4): {recalls}")
+    print(f"recall@1 against exact: {recalls}")
     assert recalls["IVF32,Flat"] >= 0.9
     assert recalls["IVF32,PQ8"] >= 0.5
+    assert recalls["HNSW16"] >= 0.9
+    with SegmentIndex.open(tmp_path / "IVF32_Flat") as index, pytest.raises(InputError, match="bad search parameters"):
+        index.set_search_params("efSearch=3")
 
 
 def test_training_needs_enough_vectors(tmp_path):

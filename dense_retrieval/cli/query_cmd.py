@@ -35,6 +35,9 @@ def register(app: typer.Typer) -> None:
         ] = None,
         segment_id: Annotated[int | None, typer.Option("--segment-id", help="Query with a stored segment.")] = None,
         k: Annotated[int, typer.Option("-k", "--top-k", min=1, help="Hits per query.")] = 10,
+        search_params: Annotated[
+            str | None, typer.Option("--search-params", help="FAISS search parameters, e.g. nprobe=16 (IVF).")
+        ] = None,
         gallery: Annotated[
             Path | None, typer.Option("--gallery", help="Write a PNG of the query and its hits here.")
         ] = None,
@@ -77,6 +80,8 @@ def register(app: typer.Typer) -> None:
         if segment_id is None and image is None:
             raise InputError(f"{given[0]} needs the query IMAGE", hint="dense-retrieval query INDEX IMAGE ...")
         with SegmentIndex.open(index) as opened:
+            if search_params:
+                opened.set_search_params(search_params)
             if segment_id is not None:
                 results = [query_segment(opened, segment_id, k)]
             else:

@@ -65,6 +65,7 @@ class SegmentIndex:
         self._db = db
         self._lock = lock
         self._in_batch = False
+        self._params: str | None = None
         self._load()
 
     # ----------------------------------------------------------------------------- life cycle
@@ -280,12 +281,21 @@ class SegmentIndex:
         if k < 1:
             raise InputError(f"k must be >= 1, got {k}")
         if params:
-            try:
-                faiss.ParameterSpace().set_index_parameters(self._faiss, params)
-            except RuntimeError as error:
-                raise InputError(f"bad search parameters {params!r}: {faiss_message(error)}") from None
+            self.set_search_params(params)
         scores, ids = self._searcher().search(queries, k)
         return scores, ids
+
+    def set_search_params(self, params: str) -> None:
+        """Set FAISS search parameters for the following searches, e.g. ``"nprobe=16"``, ``"efSearch=64"``."""
+        try:
+            faiss.ParameterSpace().set_index_parameters(self._faiss, params)
+        except RuntimeError as error:
+            raise InputError(
+                f"bad search parameters {params!r} for factory {self.factory!r}: {faiss_message(error)}",
+                hint="IVF factories take nprobe=N, HNSW takes efSearch=N",
+            ) from None
+        self._params = params
+        self._gpu = None
 
     def reconstruct(self, segment_id: int) -> np.ndarray:
         """The stored vector of ``segment_id``, float32 [dim] (decoded, i.e. approximate, for PQ factories)."""
@@ -346,6 +356,8 @@ class SegmentIndex:
         if rows != index.ntotal:
             raise DataFormatError(f"index {self.path}: {rows} metadata rows for {index.ntotal} vectors")
         self._meta, self._faiss, self._gpu = meta, index, None
+        if self._params:
+            self.set_search_params(self._params)
         if not self.readonly:
             self._prune()
 
