@@ -119,11 +119,18 @@ class SegmentIndex:
         if not (path / DB_NAME).is_file():
             raise InputError(f"no segment index at {path} (missing {DB_NAME})", hint="build one with `index build`")
         lock = None if readonly else acquire_writer_lock(path)
+        db = None
         try:
             db = connect(path / DB_NAME, readonly=readonly)
-        except sqlite3.DatabaseError as error:
-            raise DataFormatError(f"corrupted index database {path / DB_NAME}: {error}") from None
-        return cls(path, db, readonly=readonly, lock=lock)
+            return cls(path, db, readonly=readonly, lock=lock)
+        except BaseException as error:
+            if db is not None:
+                db.close()
+            if lock is not None:
+                lock.close()
+            if isinstance(error, sqlite3.DatabaseError):
+                raise DataFormatError(f"corrupted index database {path / DB_NAME}: {error}") from None
+            raise
 
     def close(self) -> None:
         """Close the database and release the writer lock (an open batch is rolled back)."""
@@ -165,9 +172,13 @@ class SegmentIndex:
 
     def info(self) -> dict:
         """What the index holds and how it was made (for ``index info``)."""
-        rows = self._db.execute("SELECT method, COUNT(*), COUNT(DISTINCT image) FROM segments GROUP BY method")
+        # rows beyond the loaded version (committed since by another process) are not counted
+        rows = self._db.execute(
+            "SELECT method, COUNT(*), COUNT(DISTINCT image) FROM segments WHERE id < ? GROUP BY method", (self.ntotal,)
+        )
         methods = {method: {"segments": n, "images": images} for method, n, images in rows}
-        images = self._db.execute("SELECT COUNT(DISTINCT image) FROM segments").fetchone()[0]
+        query = "SELECT COUNT(DISTINCT image) FROM segments WHERE id < ?"
+        images = self._db.execute(query, (self.ntotal,)).fetchone()[0]
         return {
             "path": str(self.path),
             "segments": self.ntotal,
