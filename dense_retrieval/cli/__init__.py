@@ -32,6 +32,7 @@ _COMMAND_MODULES = [
     "demo_cmd",
     "checkpoints_cmd",
     "synth_cmd",
+    "davis_evaluate_cmd",
     "index_cmd",
     "query_cmd",
     "retrieval_cmd",
