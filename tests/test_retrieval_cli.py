@@ -60,6 +60,14 @@ def _val_query(voc: Path, tmp_path: Path) -> tuple[Path, Path, int]:
     return voc / "JPEGImages" / f"{image_id}.jpg", mask, cls
 
 
+def test_option_choices_agree_with_the_library():
+    from dense_retrieval.cli.proposal_options import POOLING_CHOICES, PROPOSAL_CHOICES
+    from dense_retrieval.pooling import POOLING_MODES
+    from dense_retrieval.proposals import PROPOSAL_METHODS
+
+    assert PROPOSAL_CHOICES == PROPOSAL_METHODS and POOLING_CHOICES == POOLING_MODES
+
+
 def test_build_and_info(built, run_cli):
     out, report = built
     assert report["images"] == 8 and report["segments"] == report["added"] >= 8

@@ -8,8 +8,6 @@ from typing import Annotated
 import typer
 
 from ..data.images import collect_images
-from ..features import FeatureConfig
-from ..pooling import POOLING_MODES
 from . import groups
 from .common import BatchSizeOption, DeviceOption, JsonOption, info, print_json, start_output
 from .options import (
@@ -24,6 +22,7 @@ from .options import (
     make_extractor,
 )
 from .proposal_options import (
+    POOLING_CHOICES,
     ClustersOption,
     CocoOption,
     GtKindOption,
@@ -39,7 +38,7 @@ from .proposal_options import (
 ImagesArgument = Annotated[list[Path], typer.Argument(help="Image files and/or folders of images.")]
 IndexArgument = Annotated[Path, typer.Argument(help="The index directory.")]
 PoolingOption = Annotated[
-    str, typer.Option("--pooling", help=f"Mask pooling: {', '.join(POOLING_MODES)} (MaskContrast: upsample).")
+    str, typer.Option("--pooling", help=f"Mask pooling: {', '.join(POOLING_CHOICES)} (MaskContrast: upsample).")
 ]
 
 
@@ -76,6 +75,7 @@ def build(
 
     The index appears at --out only when complete; an interrupted build leaves any previous one intact.
     """
+    from ..features import FeatureConfig
     from ..retrieval import build_index
 
     start_output(json_output)

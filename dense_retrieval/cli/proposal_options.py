@@ -6,11 +6,16 @@ Each option maps 1:1 onto a field of :class:`~dense_retrieval.proposals.Proposal
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..proposals import PROPOSAL_METHODS, ProposalConfig
+if TYPE_CHECKING:  # torch is imported only when a command runs, so --help stays fast
+    from ..proposals import ProposalConfig
+
+# the names of proposals.PROPOSAL_METHODS and pooling.POOLING_MODES (tests/test_retrieval_cli.py checks they agree)
+PROPOSAL_CHOICES = ("gt", "coco", "kmeans", "superpixels", "saliency")
+POOLING_CHOICES = ("upsample", "downsample")
 
 _PANEL = "Proposals"
 
@@ -18,7 +23,7 @@ ProposalsOption = Annotated[
     str,
     typer.Option(
         "--proposals",
-        help=f"Where the masks come from: {', '.join(PROPOSAL_METHODS)}.",
+        help=f"Where the masks come from: {', '.join(PROPOSAL_CHOICES)}.",
         rich_help_panel=_PANEL,
     ),
 ]
@@ -69,6 +74,8 @@ def proposal_config(
     saliency_threshold: float = 0.5,
 ) -> ProposalConfig:
     """The ProposalConfig of the shared options."""
+    from ..proposals import ProposalConfig
+
     return ProposalConfig(
         method=method,
         min_area=min_area,

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from ..features import FeatureConfig
 from . import groups
 from .common import BatchSizeOption, DeviceOption, JsonOption, info, print_json, start_output
 from .options import (
@@ -64,6 +63,7 @@ def eval_voc(
     --stride-mode dilate) with saliency or k-means proposals; the default is the embedded MobileNetV2.
     """
     from ..data.atomic import write_json
+    from ..features import FeatureConfig
     from ..voc_retrieval import VocProtocol, evaluate_voc
 
     start_output(json_output)
