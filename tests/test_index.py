@@ -219,12 +219,16 @@ _WRITER = textwrap.dedent(
 )
 
 
-def _start_writer(tmp_path: Path, *args: str) -> subprocess.Popen:
+def _start_writer(tmp_path: Path, *args: str, read: bool = True) -> subprocess.Popen:
     script = tmp_path / "writer.py"
     script.write_text(_WRITER.format(tests=str(PROJECT_ROOT / "tests")))
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     return subprocess.Popen(
-        [sys.executable, str(script), *args], stdout=subprocess.PIPE, text=True, env=env, cwd=PROJECT_ROOT
+        [sys.executable, str(script), *args],
+        stdout=subprocess.PIPE if read else subprocess.DEVNULL,  # an unread pipe would fill up and block the writer
+        text=True,
+        env=env,
+        cwd=PROJECT_ROOT,
     )
 
 
@@ -257,7 +261,7 @@ def test_killed_while_writing_faiss_file(tmp_path):
     # Kill the writer at the moment its next FAISS file is being written (the temporary file exists).
     bank = _small_index(tmp_path / "idx")
     faiss_dir = tmp_path / "idx" / "faiss"
-    writer = _start_writer(tmp_path, "commits", str(tmp_path / "idx"), "100000")
+    writer = _start_writer(tmp_path, "commits", str(tmp_path / "idx"), "100000", read=False)
     deadline = time.monotonic() + 60
     caught = False
     while time.monotonic() < deadline and not caught:
@@ -274,7 +278,7 @@ def test_killed_while_writing_faiss_file(tmp_path):
 @pytest.mark.slow
 def test_reader_sees_consistent_versions_while_another_process_adds(tmp_path):
     _small_index(tmp_path / "idx")
-    writer = _start_writer(tmp_path, "commits", str(tmp_path / "idx"), "30")
+    writer = _start_writer(tmp_path, "commits", str(tmp_path / "idx"), "30", read=False)
     seen = set()
     while writer.poll() is None:
         with SegmentIndex.open(tmp_path / "idx") as reader:
