@@ -33,6 +33,9 @@ _COMMAND_MODULES = [
     "checkpoints_cmd",
     "synth_cmd",
     "davis_evaluate_cmd",
+    "index_cmd",
+    "query_cmd",
+    "retrieval_cmd",
 ]
 
 for _name in _COMMAND_MODULES:
