@@ -27,6 +27,11 @@ def _root(
 # Modules that define commands: each attaches to a group in `groups` or to `app` via register(app).
 _COMMAND_MODULES = [
     "env_cmd",
+    "backbones_cmd",
+    "features_cmd",
+    "demo_cmd",
+    "checkpoints_cmd",
+    "synth_cmd",
 ]
 
 for _name in _COMMAND_MODULES:

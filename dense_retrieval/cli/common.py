@@ -39,7 +39,9 @@ class ErrorHandlingGroup(TyperGroup):
             if ctx.meta.get("dense_retrieval.debug"):
                 raise
             text = " ".join(str(error).split()) or error.__class__.__name__
-            typer.echo(f"error: unexpected {error.__class__.__name__}: {text} (rerun with --debug for details)", err=True)
+            typer.echo(
+                f"error: unexpected {error.__class__.__name__}: {text} (rerun with --debug for details)", err=True
+            )
             raise typer.Exit(1) from None
 
 

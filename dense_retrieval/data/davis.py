@@ -1,14 +1,15 @@
 """The DAVIS dataset layout: reading sequences and annotations, writing a dataset.
 
-    ROOT/JPEGImages/480p/<seq>/00000.jpg
-    ROOT/Annotations/480p/<seq>/00000.png     (2017: indexed PNG, DAVIS palette; 2016: 0/255)
-    ROOT/ImageSets/2017/{train,val}.txt        (one sequence name per line)
-    ROOT/ImageSets/2016/{train,val}.txt        (names, or DAVIS-2016's "/JPEGImages/480p/seq/..." lines)
+ROOT/JPEGImages/480p/<seq>/00000.jpg
+ROOT/Annotations/480p/<seq>/00000.png     (2017: indexed PNG, DAVIS palette; 2016: 0/255)
+ROOT/ImageSets/2017/{train,val}.txt        (one sequence name per line)
+ROOT/ImageSets/2016/{train,val}.txt        (names, or DAVIS-2016's "/JPEGImages/480p/seq/..." lines)
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,19 +129,30 @@ class DavisDataset:
 def write_davis_sequence(
     root: str | os.PathLike,
     name: str,
-    frames: list[np.ndarray],
-    labels: list[np.ndarray],
+    frames: Iterable[np.ndarray],
+    labels: Iterable[np.ndarray],
     year: str = "2017",
     resolution: str = "480p",
-) -> None:
-    """Write one sequence in the DAVIS layout: ``frames`` ``uint8 [H, W, 3]``, ``labels`` ``uint8 [H, W]``."""
+) -> int:
+    """Write one sequence in the DAVIS layout: ``frames`` ``uint8 [H, W, 3]``, ``labels`` ``uint8 [H, W]``.
+
+    Both may be lists or iterators (consumed one frame at a time). Returns the number of frames written.
+    """
     root = Path(root)
-    if len(frames) != len(labels):
+    if hasattr(frames, "__len__") and hasattr(labels, "__len__") and len(frames) != len(labels):
         raise InputError(f"{len(frames)} frames but {len(labels)} label maps for sequence {name!r}")
-    for index, (frame, label) in enumerate(zip(frames, labels)):
-        stem = f"{index:05d}"
-        write_image(root / "JPEGImages" / resolution / name / f"{stem}.jpg", frame)
-        write_label_png(root / "Annotations" / resolution / name / f"{stem}.png", label, binary=(year == "2016"))
+    count = 0
+    try:
+        for count, (frame, label) in enumerate(zip(frames, labels, strict=True), start=1):
+            stem = f"{count - 1:05d}"
+            write_image(root / "JPEGImages" / resolution / name / f"{stem}.jpg", frame)
+            annotation = root / "Annotations" / resolution / name / f"{stem}.png"
+            write_label_png(annotation, label, binary=(year == "2016"))
+    except ValueError as error:
+        if "zip()" not in str(error):
+            raise
+        raise InputError(f"sequence {name!r}: the numbers of frames and label maps differ") from None
+    return count
 
 
 def write_image_set(root: str | os.PathLike, names: list[str], year: str = "2017", split: str = "val") -> Path:

