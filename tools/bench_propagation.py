@@ -98,7 +98,13 @@ def worker(args: argparse.Namespace) -> dict:
         del query
     peak = _status_mib("VmHWM")
     torch.save(outputs, args.out)
-    return {"path": args.path, "seconds": times, "cpu_seconds": cpu_times, "working_mib": peak - before, "context_mib": context_mib}
+    return {
+        "path": args.path,
+        "seconds": times,
+        "cpu_seconds": cpu_times,
+        "working_mib": peak - before,
+        "context_mib": context_mib,
+    }
 
 
 def compare(fast: list[dict], dense: list[dict], size: tuple[int, int]) -> dict:
@@ -107,7 +113,9 @@ def compare(fast: list[dict], dense: list[dict], size: tuple[int, int]) -> dict:
     for a, b in zip(fast, dense):
         report["max_soft_diff"] = max(report["max_soft_diff"], float((a["soft"] - b["soft"]).abs().max()))
         report["grid_labels_equal"] &= bool(torch.equal(a["soft"].argmax(0), b["soft"].argmax(0)))
-        report["frame_labels_equal"] &= bool(torch.equal(grid_to_labels(a["soft"], size), grid_to_labels(b["soft"], size)))
+        report["frame_labels_equal"] &= bool(
+            torch.equal(grid_to_labels(a["soft"], size), grid_to_labels(b["soft"], size))
+        )
         same = torch.sort(a["picked"], dim=1).values == torch.sort(b["picked"], dim=1).values
         report["topk_mismatch_queries"] += int((~same.all(dim=1)).sum())
     return report
@@ -160,22 +168,35 @@ def main() -> None:
         "dense_working_mib": dense["working_mib"],
         "working_memory_ratio": fast["working_mib"] / dense["working_mib"],
         "context_mib": {"fast": fast["context_mib"], "dense": dense["context_mib"]},
-        "total_memory_ratio": (fast["working_mib"] + fast["context_mib"]) / (dense["working_mib"] + dense["context_mib"]),
+        "total_memory_ratio": (fast["working_mib"] + fast["context_mib"])
+        / (dense["working_mib"] + dense["context_mib"]),
         **agreement,
     }
     if args.json:
         print(json.dumps(summary, indent=2))
         return
-    print(f"grid {args.height}x{args.width}, {args.channels}-d, 1 + {args.context} context frames, {args.threads} threads")
-    print(f"wall time per frame   fast {summary['fast_s_per_frame']:.2f} s   dense {summary['dense_s_per_frame']:.2f} s"
-          f"   speedup {summary['speedup']:.1f}x")
-    print(f"CPU time per frame    fast {summary['fast_cpu_s_per_frame']:.2f} s   dense {summary['dense_cpu_s_per_frame']:.2f} s"
-          f"   speedup {summary['cpu_speedup']:.1f}x")
-    print(f"working memory   fast {fast['working_mib']:.0f} MiB   dense {dense['working_mib']:.0f} MiB"
-          f"   ratio 1/{1 / summary['working_memory_ratio']:.0f}")
-    print(f"with the 21 context frames ({fast['context_mib']:.0f} MiB each side): ratio 1/{1 / summary['total_memory_ratio']:.1f}")
-    print(f"identical labels: grid {agreement['grid_labels_equal']}, 480x854 {agreement['frame_labels_equal']};"
-          f" max soft-label difference {agreement['max_soft_diff']:.1e}; top-k differs on {agreement['topk_mismatch_queries']} queries")
+    print(
+        f"grid {args.height}x{args.width}, {args.channels}-d, 1 + {args.context} context frames, {args.threads} threads"
+    )
+    print(
+        f"wall time per frame   fast {summary['fast_s_per_frame']:.2f} s   dense {summary['dense_s_per_frame']:.2f} s"
+        f"   speedup {summary['speedup']:.1f}x"
+    )
+    print(
+        f"CPU time per frame    fast {summary['fast_cpu_s_per_frame']:.2f} s   dense {summary['dense_cpu_s_per_frame']:.2f} s"
+        f"   speedup {summary['cpu_speedup']:.1f}x"
+    )
+    print(
+        f"working memory   fast {fast['working_mib']:.0f} MiB   dense {dense['working_mib']:.0f} MiB"
+        f"   ratio 1/{1 / summary['working_memory_ratio']:.0f}"
+    )
+    print(
+        f"with the 21 context frames ({fast['context_mib']:.0f} MiB each side): ratio 1/{1 / summary['total_memory_ratio']:.1f}"
+    )
+    print(
+        f"identical labels: grid {agreement['grid_labels_equal']}, 480x854 {agreement['frame_labels_equal']};"
+        f" max soft-label difference {agreement['max_soft_diff']:.1e}; top-k differs on {agreement['topk_mismatch_queries']} queries"
+    )
 
 
 if __name__ == "__main__":

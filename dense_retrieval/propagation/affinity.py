@@ -128,9 +128,7 @@ def window_allows(di: torch.Tensor, dj: torch.Tensor, window: str, radius: float
     return (di * di + dj * dj).double() < float(radius) ** 2
 
 
-def global_topk(
-    query: torch.Tensor, keys: torch.Tensor, k: int, chunk: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def global_topk(query: torch.Tensor, keys: torch.Tensor, k: int, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-query top-k over every position of an unrestricted key frame, in chunks of queries.
 
     Args:

@@ -68,10 +68,16 @@ class PropagationConfig:
         checks = [
             (self.context >= 0, f"context must be >= 0 frames, got {self.context}"),
             (self.topk >= 1, f"topk must be >= 1, got {self.topk}"),
-            (self.temperature > 0 and math.isfinite(self.temperature), f"temperature must be > 0, got {self.temperature}"),
+            (
+                self.temperature > 0 and math.isfinite(self.temperature),
+                f"temperature must be > 0, got {self.temperature}",
+            ),
             (self.radius is None or self.radius > 0, f"radius must be > 0 grid cells or None, got {self.radius}"),
             (self.window in WINDOWS, f"window must be one of {WINDOWS}, got {self.window!r}"),
-            (self.label_resize in LABEL_RESIZES, f"label_resize must be one of {LABEL_RESIZES}, got {self.label_resize!r}"),
+            (
+                self.label_resize in LABEL_RESIZES,
+                f"label_resize must be one of {LABEL_RESIZES}, got {self.label_resize!r}",
+            ),
             (self.feedback in FEEDBACK, f"feedback must be one of {FEEDBACK}, got {self.feedback!r}"),
             (self.query_chunk >= 1, f"query_chunk must be >= 1, got {self.query_chunk}"),
             (self.tile >= 1, f"tile must be >= 1, got {self.tile}"),

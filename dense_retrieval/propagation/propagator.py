@@ -100,8 +100,12 @@ def propagate_step(
         if restricted:
             if windowed is None:
                 windowed = WindowedTopK(
-                    query_rows.view(height, width, channels), k, config.max_offset, config.window,
-                    float(config.radius), config.tile,
+                    query_rows.view(height, width, channels),
+                    k,
+                    config.max_offset,
+                    config.window,
+                    float(config.radius),
+                    config.tile,
                 )
             group_values, group_positions = windowed(keys)
         else:
