@@ -78,8 +78,18 @@ def test_window_sizes_match_the_reference_masks():
 
 @pytest.mark.parametrize(
     "change",
-    [{"topk": 0}, {"temperature": 0.0}, {"temperature": -1.0}, {"radius": 0.0}, {"window": "circle"},
-     {"context": -1}, {"label_resize": "area"}, {"feedback": "argmax"}, {"tile": 0}, {"query_chunk": 0}],
+    [
+        {"topk": 0},
+        {"temperature": 0.0},
+        {"temperature": -1.0},
+        {"radius": 0.0},
+        {"window": "circle"},
+        {"context": -1},
+        {"label_resize": "area"},
+        {"feedback": "argmax"},
+        {"tile": 0},
+        {"query_chunk": 0},
+    ],
 )
 def test_invalid_settings_are_input_errors(change):
     with pytest.raises(InputError):

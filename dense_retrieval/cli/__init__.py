@@ -32,6 +32,8 @@ _COMMAND_MODULES = [
     "demo_cmd",
     "checkpoints_cmd",
     "synth_cmd",
+    "davis_propagate_cmd",
+    "video_cmd",
 ]
 
 for _name in _COMMAND_MODULES:

@@ -13,7 +13,7 @@ VOID_LABEL = 255
 
 def count_labels(labels: np.ndarray | torch.Tensor) -> int:
     """Number of label channels for an integer map: its largest id plus one (void 255 excluded)."""
-    labels = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels)
+    labels = _as_long(labels)
     valid = labels[labels != VOID_LABEL]
     return int(valid.max()) + 1 if valid.numel() else 1
 
@@ -33,7 +33,7 @@ def labels_to_grid(
     Returns:
         float32 ``[num_labels, h, w]``; every cell sums to 1.
     """
-    ids = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels).long()
+    ids = _as_long(labels)
     if ids.dim() != 2:
         raise InputError(f"a label map must be 2-D [H, W], got shape {tuple(ids.shape)}")
     ids = torch.where(ids == VOID_LABEL, torch.zeros_like(ids), ids)
@@ -73,3 +73,9 @@ def grid_to_labels(soft: torch.Tensor, size: tuple[int, int], normalize: bool = 
         scaled = (flat - low) / torch.where(high > 0, high, torch.ones_like(high))
         up = torch.where(positive, scaled, flat).view_as(up)
     return up.argmax(dim=0)
+
+
+def _as_long(labels: np.ndarray | torch.Tensor) -> torch.Tensor:
+    if isinstance(labels, torch.Tensor):
+        return labels.long()
+    return torch.from_numpy(np.array(labels, dtype=np.int64))
