@@ -250,3 +250,54 @@ def test_video_propagate_binary_mask_is_one_object(clip, tmp_path, run_cli):
     existing = tmp_path / "masks"
     r = run_cli("video", "propagate", frames, "--mask", binary, "--out", existing, *FAST)
     assert r.exit_code == 2 and "not empty" in r.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.weights
+def test_davis_propagate_full_size_wide_frames(tmp_path, run_cli):
+    """480x910 and 480x1152 frames (DAVIS's bike-packing and shooting widths), multi-object."""
+    root = tmp_path / "wide"
+    make_synthetic_davis(root, num_sequences=2, num_frames=3, size=(480, 910), widths=(910, 1152), seed=4)
+    out = tmp_path / "out"
+    r = run_cli("davis", "propagate", "--davis-root", root, "--out", out, *FAST, "--json")
+    assert r.exit_code == 0, r
+    dataset = DavisDataset(root)
+    for name, width in zip(dataset.sequences, (910, 1152), strict=True):
+        assert read_label_png(out / name / "00002.png").shape == (480, width)
+    assert np.mean(list(region_j(root, out).values())) > 0.5
+
+
+def _trimmed_davis16(source: Path, target: Path, frames: int) -> Path:
+    """The first ``frames`` frames of every davis16-mini sequence (copies in the DAVIS layout)."""
+    dataset = DavisDataset(source, year="2016")
+    for name in dataset.sequences:
+        sequence = dataset.sequence(name)
+        for kind, paths in (("JPEGImages", sequence.frames), ("Annotations", sequence.annotations)):
+            folder = target / kind / "480p" / name
+            folder.mkdir(parents=True)
+            for path in paths[:frames]:
+                shutil.copy(path, folder / path.name)
+    (target / "ImageSets" / "2016").mkdir(parents=True)
+    (target / "ImageSets" / "2016" / "val.txt").write_text("\n".join(dataset.sequences) + "\n")
+    return target
+
+
+@pytest.mark.realdata
+@pytest.mark.weights
+@pytest.mark.slow
+def test_embedded_backbone_tracks_real_objects_where_random_weights_fail(davis_mini, tmp_path, run_cli):
+    """davis16-mini, first 16 frames of each sequence: ImageNet MobileNetV2 features propagate the masks
+    well; the same network with random weights does not reach the floor."""
+    root = _trimmed_davis16(davis_mini, tmp_path / "davis16", frames=16)
+    scores = {}
+    for weights in ("default", "random"):
+        out = tmp_path / weights
+        r = run_cli(
+            "davis", "propagate", "--davis-root", root, "--out", out, "--year", "2016", "--weights", weights, *FAST
+        )
+        assert r.exit_code == 0, r
+        scores[weights] = float(np.mean(list(region_j(root, out, year="2016").values())))
+    assert scores["default"] > J_FLOOR > scores["random"], scores
+
+
+J_FLOOR = 0.70

@@ -36,6 +36,7 @@ class WindowedTopK:
     def __init__(self, query: torch.Tensor, k: int, max_offset: int, window: str, radius: float, tile: int):
         self.height, self.width, self.channels = query.shape
         self.k, self.window, self.radius = k, window, radius
+        tile = min(tile, max(self.height, self.width))  # a tile larger than the grid only adds padding
         self.r, self.tile = max_offset, tile
         self.bands = -(-self.height // tile)
         self.tiles_per_band = -(-self.width // tile)
