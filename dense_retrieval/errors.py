@@ -18,6 +18,10 @@ class DenseRetrievalError(Exception):
         self.message = message
         self.hint = hint
 
+    def __reduce__(self):
+        # keep the hint when the error crosses a process boundary (multiprocessing pickles it)
+        return (self.__class__, (self.message, self.hint))
+
     def __str__(self) -> str:
         text = self.message if not self.hint else f"{self.message} (hint: {self.hint})"
         return " ".join(text.split())  # always one line

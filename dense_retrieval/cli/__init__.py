@@ -32,6 +32,7 @@ _COMMAND_MODULES = [
     "demo_cmd",
     "checkpoints_cmd",
     "synth_cmd",
+    "davis_evaluate_cmd",
     "davis_propagate_cmd",
     "video_cmd",
 ]

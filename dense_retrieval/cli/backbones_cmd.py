@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import typer
 
-from ..backbones import BACKBONE_NAMES, available_layers, default_layer
 from .common import JsonOption, print_json, start_output
 
 
@@ -16,6 +15,8 @@ def register(app: typer.Typer) -> None:
         The stride is the layer's natural one; --output-stride 8/16 lowers it by stride removal (CRW)
         or dilation (DeepLab). The paper's DAVIS protocol uses resnet50 layer3 (res4) at stride 8.
         """
+        from ..backbones import BACKBONE_NAMES, available_layers, default_layer
+
         start_output(json_output)
         table = {
             name: {

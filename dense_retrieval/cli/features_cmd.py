@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 
-from .. import __version__
-from ..data.feature_store import write_feature_store
-from ..data.images import collect_images, read_image
-from ..data.video import open_video
 from ..errors import OutputExistsError
-from ..features import FeatureConfig
 from .common import BatchSizeOption, DeviceOption, JsonOption, info, print_json, start_output
 from .options import (
     BackboneOption,
@@ -28,33 +21,6 @@ from .options import (
     backbone_config,
     make_extractor,
 )
-
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
-
-
-def _sources(inputs: list[Path]) -> tuple[list[str], Iterator[np.ndarray]]:
-    """Names and a frame stream for a mix of images, image folders and video files (checked up front)."""
-    names: list[str] = []
-    plan: list[tuple[str, object]] = []
-    for item in inputs:
-        if item.is_file() and item.suffix.lower() in VIDEO_SUFFIXES:
-            video = open_video(item)
-            names += [f"{item.name}/{frame}" for frame in video.frame_names]
-            plan.append(("video", video))
-        else:
-            paths = collect_images([item])
-            names += [str(path) for path in paths]
-            plan.append(("images", paths))
-
-    def stream() -> Iterator[np.ndarray]:
-        for kind, source in plan:
-            if kind == "video":
-                yield from source  # type: ignore[misc]
-            else:
-                for path in source:  # type: ignore[union-attr]
-                    yield read_image(path)
-
-    return names, stream()
 
 
 def register(app: typer.Typer) -> None:
@@ -84,10 +50,15 @@ def register(app: typer.Typer) -> None:
 
         Example: dense-retrieval features photos/ clip.mp4 --out feats.npz --output-stride 8 --l2
         """
+        from .. import __version__
+        from ..data.feature_store import write_feature_store
+        from ..data.sources import open_sources
+        from ..features import FeatureConfig
+
         start_output(json_output)
         if out.exists() and not overwrite:
             raise OutputExistsError(f"{out} already exists", hint="pass --overwrite or choose another --out")
-        names, frames = _sources(inputs)
+        names, frames = open_sources(inputs)
         config = backbone_config(backbone, weights, checkpoint, layer, output_stride, stride_mode)
         extractor = make_extractor(
             config, FeatureConfig(resize=resize, l2_normalize=l2, batch_size=batch_size, device=device)

@@ -7,12 +7,16 @@ declare them with these Annotated types and call :func:`make_extractor`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..backbones import BACKBONE_NAMES, BackboneConfig, build_backbone
-from ..features import FeatureConfig, FeatureExtractor
+if TYPE_CHECKING:  # torch is imported only when a command runs, so --help stays fast
+    from ..backbones import BackboneConfig
+    from ..features import FeatureConfig, FeatureExtractor
+
+# the names of backbones.BACKBONE_NAMES (tests/test_cli_basics.py checks they agree)
+BACKBONE_CHOICES = ("resnet18", "resnet50", "mobilenet_v2")
 
 _PANEL = "Backbone"
 
@@ -20,7 +24,7 @@ BackboneOption = Annotated[
     str | None,
     typer.Option(
         "--backbone",
-        help=f"Network: {', '.join(BACKBONE_NAMES)}. Default: the command's default, or the architecture "
+        help=f"Network: {', '.join(BACKBONE_CHOICES)}. Default: the command's default, or the architecture "
         "detected in --checkpoint.",
         rich_help_panel=_PANEL,
     ),
@@ -78,6 +82,8 @@ def backbone_config(
     default_backbone: str = "mobilenet_v2",
 ) -> BackboneConfig:
     """Turn the shared options into a BackboneConfig; --checkpoint without --backbone detects the architecture."""
+    from ..backbones import BackboneConfig
+
     if checkpoint is not None:
         weights = str(checkpoint)
         if backbone is None:
@@ -93,6 +99,9 @@ def backbone_config(
 
 def make_extractor(config: BackboneConfig, features: FeatureConfig) -> FeatureExtractor:
     """Build the backbone and wrap it in a FeatureExtractor."""
+    from ..backbones import build_backbone
+    from ..features import FeatureExtractor
+
     return FeatureExtractor(build_backbone(config), features)
 
 

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..features import FeatureConfig, FeatureExtractor
-from ..propagation import PRESETS, PropagationConfig, preset
 from .options import backbone_config, make_extractor
+
+if TYPE_CHECKING:  # torch is imported only when a command runs, so --help stays fast
+    from ..features import FeatureExtractor
+    from ..propagation import PropagationConfig
+
+# the names of propagation.PRESETS (tests/test_cli_propagate.py checks they agree)
+PRESET_CHOICES = ("crw", "dino")
 
 MOBILENET_LAYER = "features.13"
 DEFAULT_OUTPUT_STRIDE = 8
@@ -34,7 +39,7 @@ PresetOption = Annotated[
     str,
     typer.Option(
         "--preset",
-        help=f"Protocol: {', '.join(PRESETS)}. crw: first frame + 20 previous, top-10, T=0.05, radius 12 "
+        help=f"Protocol: {', '.join(PRESET_CHOICES)}. crw: first frame + 20 previous, top-10, T=0.05, radius 12 "
         "(Jabri et al. 2020, the paper's); dino: first frame + 7 previous, top-5, T=0.1, square window 12.",
         rich_help_panel=_PANEL,
     ),
@@ -64,6 +69,8 @@ def propagation_config(
     name: str, temperature: float | None, topk: int | None, radius: float | None, context: int | None
 ) -> PropagationConfig:
     """The preset ``name`` with the given overrides (None keeps the preset's value; radius 0 = no window)."""
+    from ..propagation import preset
+
     changes: dict = {}
     if temperature is not None:
         changes["temperature"] = temperature
@@ -89,6 +96,8 @@ def propagation_extractor(
     device: str,
 ) -> FeatureExtractor:
     """A feature extractor following the backbone rule above."""
+    from ..features import FeatureConfig
+
     config = backbone_config(backbone, weights, checkpoint, layer, output_stride, stride_mode)
     if layer is None and config.name == "mobilenet_v2":
         config = replace(config, layer=MOBILENET_LAYER)

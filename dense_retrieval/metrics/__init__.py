@@ -1,0 +1,5 @@
+"""Evaluation metrics as pure numpy functions (no I/O, no printing).
+
+DAVIS J&F (davisvideochallenge/davis2017-evaluation): :mod:`.region` (J), :mod:`.boundary` (F),
+:mod:`.statistics` (Mean / Recall / Decay) and :mod:`.jf` (a whole frame, all objects at once).
+"""

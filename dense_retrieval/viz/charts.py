@@ -1,0 +1,61 @@
+"""Charts of results: per-sequence J&F bars, per-class IoU bars. matplotlib figures (Agg, no screen needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from matplotlib.figure import Figure
+
+
+def jf_bar_chart(per_object: Mapping[str, tuple[float, float]], title: str = "DAVIS J&F per object") -> Figure:
+    """Grouped bars of J-Mean and F-Mean per object (``{"bike-packing_1": (J, F), ...}``, values in [0, 1]).
+
+    The dashed line is the J&F-Mean over all objects, as the DAVIS global table computes it.
+    """
+    names = list(per_object)
+    j = np.array([per_object[name][0] for name in names], dtype=float)
+    f = np.array([per_object[name][1] for name in names], dtype=float)
+    figure = Figure(figsize=(max(4.0, 0.55 * len(names) + 1.5), 3.2), dpi=100)
+    axes = figure.subplots()
+    positions = np.arange(len(names))
+    axes.bar(positions - 0.2, j, width=0.4, label="J (region)", color="#4c72b0")
+    axes.bar(positions + 0.2, f, width=0.4, label="F (boundary)", color="#dd8452")
+    if names:
+        mean = (j.mean() + f.mean()) / 2
+        axes.axhline(mean, color="black", linestyle="--", linewidth=1, label=f"J&F-Mean {mean:.3f}")
+    axes.set_xticks(positions, names, rotation=45, ha="right", fontsize=8)
+    axes.set_ylim(0, 1)
+    axes.set_title(title, fontsize=10)
+    axes.legend(fontsize=7, loc="lower right")
+    figure.tight_layout()
+    return figure
+
+
+def class_iou_chart(per_class_iou: Mapping[str, float], title: str = "IoU per class") -> Figure:
+    """Horizontal bars of IoU per class (values in [0, 1]; NaN = class absent, drawn as an empty row)."""
+    names = list(per_class_iou)
+    values = np.array([per_class_iou[name] for name in names], dtype=float)
+    figure = Figure(figsize=(4.5, max(2.0, 0.28 * len(names) + 1.0)), dpi=100)
+    axes = figure.subplots()
+    positions = np.arange(len(names))
+    axes.barh(positions, np.nan_to_num(values), color="#55a868")
+    present = values[~np.isnan(values)]
+    if present.size:
+        axes.axvline(present.mean(), color="black", linestyle="--", linewidth=1, label=f"mean {present.mean():.3f}")
+        axes.legend(fontsize=7, loc="lower right")
+    axes.set_yticks(positions, names, fontsize=8)
+    axes.invert_yaxis()
+    axes.set_xlim(0, 1)
+    axes.set_title(title, fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def figure_to_rgb(figure: Figure) -> np.ndarray:
+    """Render a figure to uint8 [H, W, 3] (for saving with write_image or testing)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
