@@ -20,15 +20,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from . import __version__
 from .data.atomic import atomic_directory, write_json
 from .data.davis import DavisDataset
 from .data.images import read_image
-from .data.masks import write_label_png
+from .data.masks import read_label_png, write_label_png
 from .errors import ConfigMismatchError, DataFormatError, InputError, OutputExistsError
 from .features import FeatureExtractor
 from .propagation import PropagationConfig
 from .video_propagation import check_first_mask, describe_run, propagate_frames
+from .viz.strip import label_strip, thumbnail
 
 RECORD = "propagation.json"
 
@@ -66,6 +69,21 @@ def propagate_davis_sequence(
         for stem, (_, labels) in zip(sequence.frame_names, results, strict=True):
             write_label_png(folder / f"{stem}.png", labels, binary=dataset.binary)
     return SequenceResult(name, len(sequence.frames), num_labels - 1, time.perf_counter() - start, "done")
+
+
+def sequence_strip(
+    dataset: DavisDataset, name: str, results: str | os.PathLike, count: int = 8, height: int = 160
+) -> np.ndarray:
+    """A picture of propagated masks: ``count`` evenly spaced frames of ``name`` with their result masks
+    from ``results/<name>/`` overlaid, captioned by frame number. Returns ``uint8 [H, W, 3]``."""
+    sequence = dataset.sequence(name)
+    picks = sorted({round(i * (len(sequence.frames) - 1) / max(count - 1, 1)) for i in range(count)})
+    thumbnails = []
+    for index in picks:
+        stem = sequence.frame_names[index]
+        labels = read_label_png(Path(results) / name / f"{stem}.png", binary=dataset.binary)
+        thumbnails.append(thumbnail(read_image(sequence.frames[index]), labels, height, f"{name} {stem}"))
+    return label_strip(thumbnails)
 
 
 def propagate_davis(

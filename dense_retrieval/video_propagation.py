@@ -98,7 +98,8 @@ def propagate_frames(
 
     propagator = LabelPropagator(config)
     size = tuple(first_labels.shape[:2])
-    features = extractor.iter_features(remember(frames), total=total, desc=desc)
+    # features stay on the extractor's device: on a GPU the propagation runs there too
+    features = extractor.iter_features(remember(frames), total=total, desc=desc, keep_on_device=True)
     for index, frame_features in enumerate(features):
         frame = pending.popleft()
         if frame.shape[:2] != size:
@@ -108,13 +109,14 @@ def propagate_frames(
             )
         if index == 0:
             grid = labels_to_grid(first_labels, num_labels, tuple(frame_features.shape[1:]), config.label_resize)
-            propagator.start(frame_features, grid)
+            with torch.inference_mode():
+                propagator.start(frame_features, grid.to(frame_features.device))
             yield frame, np.ascontiguousarray(first_labels, dtype=np.uint8)
             continue
         with torch.inference_mode():
             soft = propagator.step(frame_features)
             labels = grid_to_labels(soft, size, normalize=config.normalize_prediction)
-        yield frame, labels.to(torch.uint8).numpy()
+        yield frame, labels.to(torch.uint8).cpu().numpy()
 
 
 def describe_run(extractor: FeatureExtractor, config: PropagationConfig) -> dict:

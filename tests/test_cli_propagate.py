@@ -306,3 +306,22 @@ def test_cli_preset_choices_match_the_presets():
     from dense_retrieval.propagation import PRESETS
 
     assert tuple(PRESETS) == PRESET_CHOICES
+
+
+@pytest.mark.weights
+def test_library_call_for_one_sequence_and_its_strip(synth_davis, tmp_path):
+    """The call the demo uses: one sequence propagated with an extractor, then a strip of the result."""
+    from dense_retrieval.backbones import BackboneConfig, build_backbone
+    from dense_retrieval.davis_propagation import propagate_davis_sequence, sequence_strip
+    from dense_retrieval.features import FeatureConfig, FeatureExtractor
+    from dense_retrieval.propagation import CRW
+
+    dataset = DavisDataset(synth_davis)
+    name = dataset.sequences[1]
+    extractor = FeatureExtractor(
+        build_backbone(BackboneConfig("mobilenet_v2", "features.13", 8)), FeatureConfig(l2_normalize=True, device="cpu")
+    )
+    result = propagate_davis_sequence(dataset, name, tmp_path, extractor, CRW)
+    assert (result.name, result.frames, result.objects, result.status) == (name, 6, dataset.num_objects(name), "done")
+    strip = sequence_strip(dataset, name, tmp_path, count=3, height=60)
+    assert strip.dtype == np.uint8 and strip.shape[0] >= 60 and strip.shape[1] >= 3 * 100

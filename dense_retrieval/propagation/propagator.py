@@ -85,12 +85,15 @@ def propagate_step(
         )
     k = config.topk
     query_rows = query.permute(1, 2, 0).reshape(-1, channels).contiguous()
+    # distinct frames (copies share one MemoryFrame) and, per (frame, windowed?), how many slots it fills
+    position_of: dict[int, int] = {}
     frames: list[MemoryFrame] = []
     counts: dict[tuple[int, bool], int] = {}
     for frame, restricted in slots:
-        if not any(frame is known for known in frames):
+        if id(frame) not in position_of:
+            position_of[id(frame)] = len(frames)
             frames.append(frame)
-        key = (next(i for i, known in enumerate(frames) if known is frame), bool(restricted and config.radius))
+        key = (position_of[id(frame)], bool(restricted and config.radius is not None))
         counts[key] = counts.get(key, 0) + 1
 
     windowed = None
@@ -120,7 +123,7 @@ def propagate_step(
 
     table = torch.cat([frame.labels for frame in frames], dim=0)  # [F * h * w, L]
     labels = (table[global_ids] * weights[..., None]).sum(dim=1)  # [h * w, L]
-    frame_numbers = torch.tensor([frame.index for frame in frames], dtype=torch.long)
+    frame_numbers = torch.tensor([frame.index for frame in frames], dtype=torch.long, device=global_ids.device)
     neighbours = Neighbours(
         scores=scores,
         weights=weights,
