@@ -253,6 +253,35 @@ def test_matches_dense_reference_on_real_frames(davis_mini):
         assert torch.allclose(propagator.last_neighbours.scores[finite], dots[finite], atol=TIE, rtol=0)
 
 
+@pytest.mark.realdata
+@pytest.mark.weights
+def test_matches_dense_reference_on_mobilenet_features(davis_mini):
+    """The embedded backbone's L2-normalised features of real frames, both presets, against the dense path."""
+    from dense_retrieval.backbones import BackboneConfig, build_backbone
+    from dense_retrieval.data.davis import DavisDataset
+    from dense_retrieval.features import FeatureConfig, FeatureExtractor
+
+    dataset = DavisDataset(davis_mini, year="2016")
+    name = dataset.sequences[-1]
+    frames = [np.asarray(Image.open(p).convert("RGB").resize((214, 120))) for p in dataset.sequence(name).frames[:4]]
+    extractor = FeatureExtractor(
+        build_backbone(BackboneConfig("mobilenet_v2", "features.13", 8)), FeatureConfig(l2_normalize=True, device="cpu")
+    )
+    features = list(extractor.extract(frames).features)  # 4 x [96, 15, 27]
+    annotation = np.asarray(Image.fromarray(dataset.first_frame_labels(name)).resize((214, 120), Image.NEAREST))
+    hw = 15 * 27
+    for config, style in ((CRW, "crw"), (DINO.replace(radius=4.0), "dino")):
+        first = labels_to_grid(annotation, 2, (15, 27), config.label_resize)
+        dense_labels, selections = dense_propagate(features, first, config, style)
+        propagator = LabelPropagator(config)
+        propagator.start(features[0], first)
+        for target in range(1, len(features)):
+            soft = propagator.step(features[target])
+            assert torch.allclose(soft, dense_labels[target], atol=1e-5)
+            dots, index, slot_frames = selections[target - 1]
+            _assert_same_selection(propagator.last_neighbours, dots, index, slot_frames, hw, config, features, target)
+
+
 # --------------------------------------------------------------------------- streaming and memory
 
 
