@@ -13,7 +13,6 @@ from .options import (
     BackboneOption,
     CheckpointOption,
     LayerOption,
-    OutputStrideOption,
     ResizeOption,
     StrideModeOption,
     WeightsOption,
@@ -22,6 +21,7 @@ from .propagation_options import (
     BACKBONE_RULE,
     ContextOption,
     L2Option,
+    OutputStrideOption,
     PresetOption,
     RadiusOption,
     TemperatureOption,
@@ -38,7 +38,6 @@ OUT/propagation.json recording the protocol, backbone, weights and feature setti
 already complete with the same configuration are skipped (rerun to resume an interrupted run); a
 folder made with another configuration is refused unless --overwrite.
 
-\b
 {BACKBONE_RULE}
 
 \b

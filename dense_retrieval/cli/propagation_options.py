@@ -60,6 +60,14 @@ RadiusOption = Annotated[
 ContextOption = Annotated[
     int | None, typer.Option("--context", help="Previous frames in the short-term memory.", rich_help_panel=_PANEL)
 ]
+OutputStrideOption = Annotated[
+    int | None,
+    typer.Option(
+        "--output-stride",
+        help=f"8, 16 or 32 (default {DEFAULT_OUTPUT_STRIDE}, CRW's; by --stride-mode).",
+        rich_help_panel="Backbone",
+    ),
+]
 L2Option = Annotated[
     bool, typer.Option("--l2/--no-l2", help="L2-normalise features (CRW does).", rich_help_panel="Backbone")
 ]

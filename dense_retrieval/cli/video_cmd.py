@@ -16,7 +16,6 @@ from .options import (
     BackboneOption,
     CheckpointOption,
     LayerOption,
-    OutputStrideOption,
     ResizeOption,
     StrideModeOption,
     WeightsOption,
@@ -25,6 +24,7 @@ from .propagation_options import (
     BACKBONE_RULE,
     ContextOption,
     L2Option,
+    OutputStrideOption,
     PresetOption,
     RadiusOption,
     TemperatureOption,
@@ -44,11 +44,9 @@ OUT/propagation.json (protocol, backbone, weights). --overlay adds a picture to 
 of every --every-th frame with the objects coloured in, or a .png/.jpg strip of every --every-th
 frame (default: about {_STRIP_FRAMES} frames). Nothing is left half-written on error.
 
-\b
 The mask: an indexed or grayscale PNG of the first frame at the frame size, objects 1, 2, ... on
 background 0 (255 = void, ignored); a mask holding only 0 and 255 is one object.
 
-\b
 {BACKBONE_RULE}
 
 \b
