@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from . import __version__
 from .data.atomic import atomic_directory, write_json
@@ -117,6 +118,8 @@ def propagate_davis(
     out = Path(out)
     log = log or (lambda _line: None)
     names = _select(dataset, sequences)
+    for name in names:  # bad input fails before anything is written
+        _check_sequence(dataset, name)
     run = {**describe_run(extractor, config), "davis": {"year": dataset.year, "resolution": dataset.resolution}}
     record = _open_record(out, run, overwrite)
     results: list[SequenceResult] = []
@@ -164,6 +167,17 @@ def _select(dataset: DavisDataset, sequences: Sequence[str] | None) -> list[str]
             hint=f"choose among: {', '.join(dataset.sequences)}",
         )
     return list(dict.fromkeys(sequences))
+
+
+def _check_sequence(dataset: DavisDataset, name: str) -> None:
+    """Frames and a first-frame annotation with objects, of the frames' size (headers only)."""
+    sequence = dataset.sequence(name)
+    try:
+        with Image.open(sequence.frames[0]) as image:
+            width, height = image.size
+    except (OSError, SyntaxError, ValueError) as error:
+        raise DataFormatError(f"unreadable frame {sequence.frames[0]}: {error}") from None
+    check_first_mask(dataset.first_frame_labels(name), (height, width), f"{name}: first-frame annotation")
 
 
 def _open_record(out: Path, run: dict, overwrite: bool) -> dict:
