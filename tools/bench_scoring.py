@@ -126,9 +126,7 @@ def _worker(args: argparse.Namespace) -> None:
         gt_root = Path(args.davis_root) / "Annotations/480p"
         before, start = os.times(), time.perf_counter()
         with redirect_stdout(io.StringIO()):
-            global_jf, *_ = benchmark(
-                [str(gt_root)], [str(args.results)], num_processes=args.processes, verbose=False
-            )
+            global_jf, *_ = benchmark([str(gt_root)], [str(args.results)], num_processes=args.processes, verbose=False)
         seconds = time.perf_counter() - start
         jf = float(global_jf[0])
     gc.collect()  # vos-benchmark leaves its Pool to the garbage collector, which joins the workers
@@ -191,9 +189,7 @@ def _bench(args: argparse.Namespace, frames: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--davis-root", type=Path, help="DAVIS root (default: davis16-mini)")
     parser.add_argument("--results", type=Path, help="results folder (default: a perturbed prediction set)")
     parser.add_argument("--year", default="2016")

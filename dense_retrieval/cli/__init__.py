@@ -35,6 +35,9 @@ _COMMAND_MODULES = [
     "davis_evaluate_cmd",
     "davis_propagate_cmd",
     "video_cmd",
+    "index_cmd",
+    "query_cmd",
+    "retrieval_cmd",
 ]
 
 for _name in _COMMAND_MODULES:

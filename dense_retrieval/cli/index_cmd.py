@@ -1,0 +1,184 @@
+"""`dense-retrieval index build|add|info`: segment indexes (FAISS + SQLite) of image collections."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..data.images import collect_images
+from . import groups
+from .common import BatchSizeOption, DeviceOption, JsonOption, info, print_json, start_output
+from .options import (
+    BackboneOption,
+    CheckpointOption,
+    LayerOption,
+    OutputStrideOption,
+    ResizeOption,
+    StrideModeOption,
+    WeightsOption,
+    backbone_config,
+    make_extractor,
+)
+from .proposal_options import (
+    POOLING_CHOICES,
+    ClustersOption,
+    CocoOption,
+    GtKindOption,
+    GtRootOption,
+    MinAreaOption,
+    ProposalsOption,
+    SaliencyOption,
+    SaliencyThresholdOption,
+    SuperpixelsOption,
+    proposal_config,
+)
+
+ImagesArgument = Annotated[list[Path], typer.Argument(help="Image files and/or folders of images.")]
+IndexArgument = Annotated[Path, typer.Argument(help="The index directory.")]
+PoolingOption = Annotated[
+    str, typer.Option("--pooling", help=f"Mask pooling: {', '.join(POOLING_CHOICES)} (MaskContrast: upsample).")
+]
+
+
+@groups.index.command("build")
+def build(
+    images: ImagesArgument,
+    out: Annotated[Path, typer.Option("--out", help="The index directory to create.")],
+    proposals: ProposalsOption = "kmeans",
+    factory: Annotated[
+        str, typer.Option("--factory", help="FAISS factory string: Flat (exact), IVF1024,PQ64, HNSW32, ...")
+    ] = "Flat",
+    pooling: PoolingOption = "upsample",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing index at --out.")] = False,
+    min_area: MinAreaOption = 32,
+    clusters: ClustersOption = 5,
+    superpixels: SuperpixelsOption = "felzenszwalb",
+    gt_root: GtRootOption = None,
+    gt_kind: GtKindOption = "class",
+    coco: CocoOption = None,
+    saliency: SaliencyOption = None,
+    saliency_threshold: SaliencyThresholdOption = 0.5,
+    backbone: BackboneOption = None,
+    weights: WeightsOption = "default",
+    checkpoint: CheckpointOption = None,
+    layer: LayerOption = None,
+    output_stride: OutputStrideOption = None,
+    stride_mode: StrideModeOption = "remove",
+    resize: ResizeOption = "native",
+    device: DeviceOption = "auto",
+    batch_size: BatchSizeOption = 4,
+    json_output: JsonOption = False,
+) -> None:
+    """Index the segments of IMAGES: propose masks, pool features over them, store vectors and metadata.
+
+    The index appears at --out only when complete; an interrupted build leaves any previous one intact.
+    """
+    from ..features import FeatureConfig
+    from ..retrieval import build_index
+
+    start_output(json_output)
+    paths = collect_images(images)
+    config = proposal_config(
+        proposals, min_area, clusters, superpixels, gt_root, gt_kind, coco, saliency, saliency_threshold
+    )
+    extractor = make_extractor(
+        backbone_config(backbone, weights, checkpoint, layer, output_stride, stride_mode),
+        FeatureConfig(resize=resize, device=device, batch_size=batch_size),
+    )
+    info(f"indexing {len(paths)} images ({proposals} proposals) into {out}")
+    report = build_index(paths, out, extractor, config, pooling=pooling, factory=factory, overwrite=overwrite)
+    _print_report(report, json_output)
+
+
+@groups.index.command("add")
+def add(
+    index: IndexArgument,
+    images: ImagesArgument,
+    proposals: ProposalsOption = "kmeans",
+    min_area: MinAreaOption = 32,
+    clusters: ClustersOption = 5,
+    superpixels: SuperpixelsOption = "felzenszwalb",
+    gt_root: GtRootOption = None,
+    gt_kind: GtKindOption = "class",
+    coco: CocoOption = None,
+    saliency: SaliencyOption = None,
+    saliency_threshold: SaliencyThresholdOption = 0.5,
+    backbone: BackboneOption = None,
+    weights: Annotated[
+        str | None, typer.Option("--weights", help="Weights (default: those the index was built with).")
+    ] = None,
+    checkpoint: CheckpointOption = None,
+    layer: LayerOption = None,
+    output_stride: OutputStrideOption = None,
+    stride_mode: Annotated[str | None, typer.Option("--stride-mode", help="remove or dilate.")] = None,
+    resize: Annotated[str | None, typer.Option("--resize", help="native, short:N or fixed:HxW.")] = None,
+    device: DeviceOption = "auto",
+    batch_size: BatchSizeOption = 4,
+    json_output: JsonOption = False,
+) -> None:
+    """Add the segments of IMAGES to an existing index (one commit; readers keep working meanwhile).
+
+    The backbone is the one recorded in the index; options that differ from it are refused.
+    """
+    from ..index import SegmentIndex, index_config
+    from ..retrieval import add_images, extractor_for_index
+
+    start_output(json_output)
+    paths = collect_images(images)
+    config = proposal_config(
+        proposals, min_area, clusters, superpixels, gt_root, gt_kind, coco, saliency, saliency_threshold
+    )
+    with SegmentIndex.open(index, readonly=False) as opened:
+        overrides = {
+            "name": backbone,
+            "weights": weights,
+            "layer": layer,
+            "output_stride": output_stride,
+            "stride_mode": stride_mode,
+            "resize": resize,
+        }
+        extractor = extractor_for_index(opened.config, checkpoint, device, batch_size, overrides)
+        opened.check_config(index_config(extractor.describe(), opened.config["pooling"], extractor.channels))
+        info(f"adding {len(paths)} images ({proposals} proposals) to {index} ({opened.ntotal} segments)")
+        report = add_images(opened, paths, extractor, config, pooling=opened.config["pooling"])
+    _print_report(report, json_output)
+
+
+@groups.index.command("info")
+def index_info(index: IndexArgument, json_output: JsonOption = False) -> None:
+    """What an index holds and the configuration (backbone, weights, layer, stride, pooling) that made it."""
+    from ..index import SegmentIndex
+
+    start_output(json_output)
+    with SegmentIndex.open(index) as opened:
+        report = opened.info()
+    if json_output:
+        print_json(report)
+        return
+    backbone = report["config"]["features"]["backbone"]
+    features = report["config"]["features"]["features"]
+    typer.echo(f"index       {report['path']}")
+    typer.echo(f"segments    {report['segments']} from {report['images']} images")
+    for method, counts in report["proposals"].items():
+        typer.echo(f"  {method:<10}{counts['segments']} segments, {counts['images']} images")
+    typer.echo(f"faiss       {report['factory']} (dim {report['dim']}, version {report['version']})")
+    typer.echo(
+        f"backbone    {backbone['name']} {backbone['layer']} stride {backbone['stride']} ({backbone['stride_mode']}), "
+        f"weights {backbone['weights']}"
+    )
+    typer.echo(f"features    resize {features['resize']}, pooling {report['config']['pooling']}")
+
+
+def _print_report(report: dict, json_output: bool) -> None:
+    if json_output:
+        print_json(report)
+        return
+    stats = report["proposal_stats"]
+    typer.echo(f"index     {report['index']}")
+    typer.echo(f"added     {report['added']} segments from {report['images']} images ({report['segments']} in all)")
+    typer.echo(
+        f"dropped   {stats['dropped_empty']} empty and {stats['dropped_small']} small masks; "
+        f"{stats['images_without_masks']} images without masks"
+    )
