@@ -1,11 +1,12 @@
 """Top-k affinities between a query frame and one context frame, without the dense matrix.
 
 A windowed (spatially restricted) context frame is handled in square query tiles: the keys a tile can
-reach form a rectangle of the key frame; one matrix product per tile gives every dot product inside
-that rectangle, an additive mask (0 or -inf) keeps the disk or square window of each query, and a
-top-k per query follows. An unrestricted frame is one matrix product per chunk of queries. Either
-way no more than ``tile**2 x (tile + 2 R)**2`` or ``query_chunk x h*w`` scores exist at once, instead
-of CRW's ``h*w x h*w`` per context frame.
+reach form a ``(tile + 2R) x (tile + 2R)`` rectangle of the key frame; one batched matrix product per
+row of tiles gives every dot product inside those rectangles, an additive mask (0 or -inf) keeps the
+disk or square window of each query, and a top-k per query follows. An unrestricted frame is one
+matrix product per chunk of queries. At most ``tile**2 x (tile + 2R)**2`` scores per tile (one row of
+tiles at a time) or ``query_chunk x h*w`` scores exist at once, instead of CRW's ``h*w x h*w`` per
+context frame.
 """
 
 from __future__ import annotations
