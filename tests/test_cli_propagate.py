@@ -298,7 +298,7 @@ def test_embedded_backbone_tracks_real_objects_where_random_weights_fail(davis_m
     assert scores["default"] > JF_FLOOR > scores["random"], scores
 
 
-JF_FLOOR = 0.60
+JF_FLOOR = 0.70  # measured: ImageNet weights 0.874; random weights 0.55-0.56 (unseeded init)
 
 
 def test_cli_preset_choices_match_the_presets():
