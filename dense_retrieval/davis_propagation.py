@@ -1,6 +1,6 @@
 """DAVIS results by label propagation: one folder of indexed PNGs per sequence, resumable.
 
-    OUT/propagation.json          what made the masks (protocol, backbone, weights, features) and
+    OUT/propagation.json          what made the masks (protocol, backbone, weights, features, DAVIS root) and
                                   the sequences finished, with their timings
     OUT/<sequence>/<frame>.png    one mask per frame at annotation size (2017: DAVIS palette ids;
                                   2016: 0/255), ready for ``dense-retrieval davis evaluate``
@@ -120,7 +120,8 @@ def propagate_davis(
     names = _select(dataset, sequences)
     for name in names:  # bad input fails before anything is written
         _check_sequence(dataset, name)
-    run = {**describe_run(extractor, config), "davis": {"year": dataset.year, "resolution": dataset.resolution}}
+    davis = {"root": str(dataset.root.resolve()), "year": dataset.year, "resolution": dataset.resolution}
+    run = {**describe_run(extractor, config), "davis": davis}
     record = _open_record(out, run, overwrite)
     results: list[SequenceResult] = []
     for position, name in enumerate(names, start=1):

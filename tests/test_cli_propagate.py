@@ -107,6 +107,11 @@ def test_davis_propagate_never_mixes_configurations(synth_davis, tmp_path, run_c
     assert r.exit_code == 0, r
     assert r.json()["sequences"][name]["status"] == "done"
     assert json.loads((out / "propagation.json").read_text())["run"]["propagation"]["topk"] == 5
+    # another dataset with the same sequence names is another input, not a cached result
+    other = tmp_path / "other-davis"
+    shutil.copytree(synth_davis, other)
+    r = run_cli("davis", "propagate", "--davis-root", other, "--out", out, "--sequences", name, "--topk", "5", *FAST)
+    assert r.exit_code == 2 and "davis.root" in r.stderr
 
 
 def test_davis_propagate_rejects_bad_input(synth_davis, tmp_path, run_cli):
