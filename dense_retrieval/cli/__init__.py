@@ -33,6 +33,8 @@ _COMMAND_MODULES = [
     "checkpoints_cmd",
     "synth_cmd",
     "davis_evaluate_cmd",
+    "davis_propagate_cmd",
+    "video_cmd",
     "index_cmd",
     "query_cmd",
     "retrieval_cmd",
