@@ -98,8 +98,9 @@ class BackboneConfig:
             None takes the backbone's default (ResNets: layer3, MobileNetV2: features.13).
         output_stride: 8, 16 or 32; None keeps the layer's natural stride.
         stride_mode: "remove" (CRW: strides set to 1, no dilation) or "dilate" (DeepLab).
-        weights: "default" (the registry's default for the architecture), "random" (explicit random
-            initialisation), a registry name (see ``dense-retrieval checkpoints list``) or a checkpoint path.
+        weights: "default" (the registry's default for the architecture), "random" or "random:SEED"
+            (explicit, reproducible random initialisation; seed 0 by default), a registry name
+            (see ``dense-retrieval checkpoints list``) or a checkpoint path.
     """
 
     name: str = "mobilenet_v2"
@@ -177,7 +178,9 @@ def build_backbone(config: BackboneConfig | None = None, **overrides) -> DenseBa
     stride = _resolve_stride(layer, config.output_stride, config.stride_mode)
     config = replace(config, output_stride=stride)
 
-    model = spec.constructor()
+    with torch.random.fork_rng(devices=[]):  # random init is reproducible and leaves the global RNG alone
+        torch.manual_seed(_random_seed(config.weights))
+        model = spec.constructor()
     weights_id, weights_sha256 = _load_weights(model, spec.name, config.weights)
     body = _truncate(model, spec, layer)
     _set_output_stride(body, spec, stride, config.stride_mode)
@@ -210,10 +213,20 @@ def _resolve_stride(layer: LayerInfo, output_stride: int | None, mode: str) -> i
     return min(output_stride, layer.stride)
 
 
+def _random_seed(weights: str) -> int:
+    """The seed of random initialisation: "random" is seed 0, "random:N" seed N (ignored for real weights)."""
+    if weights.startswith("random:"):
+        try:
+            return int(weights.split(":", 1)[1])
+        except ValueError:
+            raise InputError(f"weights {weights!r}: the seed must be an integer", hint="e.g. random:1") from None
+    return 0
+
+
 def _load_weights(model: nn.Module, architecture: str, weights: str) -> tuple[str, str | None]:
     """Load ``weights`` into the full torchvision ``model``; returns (weights id, file sha256)."""
-    if weights == "random":
-        return "random", None
+    if weights == "random" or weights.startswith("random:"):
+        return f"random:{_random_seed(weights)}", None
     from .checkpoints import apply_state_dict, load_checkpoint
     from .weights_registry import DEFAULT_WEIGHTS, REGISTRY, resolve_weights_path
 

@@ -41,9 +41,7 @@ def perturb(labels: np.ndarray, key: int) -> np.ndarray:
     return out
 
 
-def write_dataset(
-    root: Path, sequences: dict[str, list[np.ndarray]], year: str = "2017", split: str = "val"
-) -> None:
+def write_dataset(root: Path, sequences: dict[str, list[np.ndarray]], year: str = "2017", split: str = "val") -> None:
     """A DAVIS layout: black JPEG frames, the given annotations, and ImageSets/<year>/<split>.txt."""
     for name, labels in sequences.items():
         frames = [np.zeros((*labels[0].shape, 3), np.uint8)] * len(labels)

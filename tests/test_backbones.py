@@ -73,7 +73,7 @@ def test_backbone_is_frozen_and_stays_in_eval_mode():
 def test_describe_records_what_made_the_features():
     info = build_backbone(BackboneConfig(name="resnet18", layer="layer3", output_stride=8), weights="random").describe()
     assert info["name"] == "resnet18" and info["layer"] == "layer3" and info["stride"] == 8
-    assert info["weights"] == "random" and info["channels"] == 256
+    assert info["weights"] == "random:0" and info["channels"] == 256
 
 
 @pytest.mark.parametrize(
@@ -89,3 +89,14 @@ def test_describe_records_what_made_the_features():
 def test_bad_configuration_is_an_input_error(overrides, fragment):
     with pytest.raises(InputError, match=fragment.replace("(", r"\(")):
         build_backbone(**({"weights": "random"} | overrides))
+
+
+def test_random_initialisation_is_reproducible_and_seedable():
+    state = torch.random.get_rng_state()
+    first = build_backbone(name="resnet18", layer="layer1", weights="random").body.conv1.weight
+    again = build_backbone(name="resnet18", layer="layer1", weights="random:0").body.conv1.weight
+    other = build_backbone(name="resnet18", layer="layer1", weights="random:1").body.conv1.weight
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    assert torch.equal(torch.random.get_rng_state(), state), "building a backbone must not touch the global RNG"
+    with pytest.raises(InputError, match="seed must be an integer"):
+        build_backbone(name="resnet18", weights="random:x")

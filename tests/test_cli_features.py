@@ -31,7 +31,7 @@ def test_features_of_images_and_a_video_land_in_one_file_with_their_config(run_c
     assert store.names[0].endswith("img0.png") and store.names[3] == "clip.mp4/00000"
     assert store[0].shape == (32, 5, 7) and store[6].shape == (32, 4, 6)
     assert np.allclose(np.linalg.norm(store[0], axis=0), 1, atol=1e-4)
-    assert store.metadata["backbone"]["weights"] == "random" and store.metadata["features"]["l2_normalize"]
+    assert store.metadata["backbone"]["weights"] == "random:0" and store.metadata["features"]["l2_normalize"]
 
 
 def test_existing_output_is_kept_unless_overwrite(run_cli, inputs, tmp_path):

@@ -21,9 +21,7 @@ SEQUENCES = {"two-cars": (40, 64, 3, 7), "wide-910": (480, 910, 2, 5)}  # H, W, 
 def davis(tmp_path):
     """A DAVIS-2017 root with a 3-object and a 910-wide 2-object sequence, plus perturbed results."""
     gts = {name: moving_objects(t, h, w, k) for name, (h, w, k, t) in SEQUENCES.items()}
-    preds = {
-        name: [perturb(g, 3 * i + t) for t, g in enumerate(seq)] for i, (name, seq) in enumerate(gts.items())
-    }
+    preds = {name: [perturb(g, 3 * i + t) for t, g in enumerate(seq)] for i, (name, seq) in enumerate(gts.items())}
     root, results = tmp_path / "DAVIS", tmp_path / "results"
     write_dataset(root, gts)
     write_results(results, preds)
@@ -44,9 +42,7 @@ def test_official_files_and_vos_benchmark_numbers(davis, run_cli):
         "two-cars": 1.0,
         "wide-910": 9.0,
     }
-    assert (
-        report["conventions"]["skip_first_and_last"] and report["set"] == "val" and report["year"] == "2017"
-    )
+    assert report["conventions"]["skip_first_and_last"] and report["set"] == "val" and report["year"] == "2017"
     rows = {row["name"]: row for row in report["per_object"]}
     for name in SEQUENCES:
         vos_j, vos_f = vos_per_frame(gts[name][1:-1], preds[name][1:-1])
@@ -74,9 +70,7 @@ def test_official_files_and_vos_benchmark_numbers(davis, run_cli):
 def test_table_output_and_output_folder(davis, run_cli, tmp_path):
     root, results, _, _ = davis
     out = tmp_path / "scores"
-    r = run_cli(
-        "davis", "evaluate", "--davis-root", root, "--results", results, "--output", out, "--processes", "1"
-    )
+    r = run_cli("davis", "evaluate", "--davis-root", root, "--results", results, "--output", out, "--processes", "1")
     assert r.exit_code == 0, r
     assert "Global results for val" in r.stdout and "J&F-Mean" in r.stdout and "wide-910_2" in r.stdout
     assert "scored 8 frames" in r.stderr

@@ -26,16 +26,18 @@ def _root(
 
 # Modules that define commands: each attaches to a group in `groups` or to `app` via register(app).
 _COMMAND_MODULES = [
-    "env_cmd",
-    "backbones_cmd",
-    "features_cmd",
     "demo_cmd",
+    "features_cmd",
+    "query_cmd",
+    "backbones_cmd",
+    "env_cmd",
+    "davis_evaluate_cmd",
+    "davis_propagate_cmd",
+    "video_cmd",
+    "index_cmd",
+    "retrieval_cmd",
     "checkpoints_cmd",
     "synth_cmd",
-    "davis_evaluate_cmd",
-    "index_cmd",
-    "query_cmd",
-    "retrieval_cmd",
 ]
 
 for _name in _COMMAND_MODULES:

@@ -9,19 +9,27 @@ import typer
 
 from .common import DeviceOption, JsonOption, info, print_json, start_output
 
+DEFAULT_OUT = Path("demo-output")
+
 
 def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
-        out: Annotated[Path, typer.Option("--out", help="Folder for everything the demo writes.")] = Path(
-            "demo-output"
-        ),
+        out: Annotated[
+            Path, typer.Option("--out", help="Folder for everything the demo writes (new, empty or an earlier demo's).")
+        ] = DEFAULT_OUT,
         device: DeviceOption = "auto",
         json_output: JsonOption = False,
     ) -> None:
-        """Show what the toolkit does, with the embedded ImageNet MobileNetV2 and no network.
+        """Show what the toolkit does, with the embedded ImageNet MobileNetV2 and no network (about a minute).
 
-        Writes into --out: the feature PCA of scikit-image's bundled photos, and a summary.json.
+        \b
+        Writes into --out:
+          features/     bundled photos beside the PCA of their dense features
+          propagation/  a synthetic DAVIS set, masks propagated from the first frame (CRW protocol),
+                        J&F scores (official CSVs), strips of frames with masks, a J&F chart
+          retrieval/    a segment index of photos + a synthetic VOC set, a query, its gallery.png
+          summary.json  what was done, with the scores
         """
         from ..demo import run_demo
 
@@ -31,6 +39,23 @@ def register(app: typer.Typer) -> None:
         if json_output:
             print_json(summary)
             return
-        for path in summary["features"]["files"]:
-            typer.echo(f"feature PCA     {path}")
-        typer.echo(f"done in {summary['seconds']} s; summary in {out / 'summary.json'}")
+        _print_summary(summary, out)
+
+
+def _print_summary(summary: dict, out: Path) -> None:
+    features, propagation, retrieval = summary["features"], summary["propagation"], summary["retrieval"]
+    typer.echo(f"features     feature PCA of {', '.join(features['photos'])}  ->  {out / 'features'}/")
+    scores = propagation["global"]
+    typer.echo(
+        f"propagation  synthetic DAVIS, CRW protocol: J&F {scores['J&F-Mean']:.3f} "
+        f"(J {scores['J-Mean']:.3f}, F {scores['F-Mean']:.3f}) at {propagation['frames_per_second']} frames/s"
+    )
+    for name, row in propagation["per_object"].items():
+        typer.echo(f"               {name:<24} J {row['J']:.3f}  F {row['F']:.3f}")
+    typer.echo(f"               masks, strips, J&F chart  ->  {out / 'propagation'}/")
+    typer.echo(f"retrieval    {retrieval['segments']} segments indexed; query hits (label, score):")
+    for query in retrieval["queries"]:
+        hits = ", ".join(f"{hit['label']} {hit['score']:.2f}" for hit in query["hits"][:4])
+        typer.echo(f"               {query['label']:<12} -> {hits}")
+    typer.echo(f"               gallery  ->  {out / 'retrieval' / 'gallery.png'}")
+    typer.echo(f"done in {summary['seconds']} s; everything is listed in {out / 'summary.json'}")

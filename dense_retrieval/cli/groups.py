@@ -12,10 +12,10 @@ index = new_app("Build and inspect segment indexes (FAISS + SQLite).")
 retrieval = new_app("Score segment retrieval by the MaskContrast protocol (PASCAL VOC mIoU).")
 
 ALL = {
-    "checkpoints": checkpoints,
-    "synth": synth,
     "davis": davis,
     "video": video,
     "index": index,
     "retrieval": retrieval,
+    "checkpoints": checkpoints,
+    "synth": synth,
 }

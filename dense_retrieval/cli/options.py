@@ -33,7 +33,8 @@ WeightsOption = Annotated[
     str,
     typer.Option(
         "--weights",
-        help="'default' (the architecture's registry default; MobileNetV2's is embedded and offline), 'random', "
+        help="'default' (the architecture's registry default; MobileNetV2's is embedded and offline), "
+        "'random' (seed 0) or 'random:N', "
         "or a registry name from `dense-retrieval checkpoints list`.",
         rich_help_panel=_PANEL,
     ),
