@@ -7,6 +7,7 @@ from dense_retrieval.viz.charts import class_iou_chart, figure_to_rgb, frame_sco
 from dense_retrieval.viz.layout import caption, captioned_row, hstack, resize_to_height, tile
 from dense_retrieval.viz.overlay import dim_outside, label_boundaries, masks_to_labels, outline_mask, overlay_labels
 from dense_retrieval.viz.pca import feature_pca_rgb
+from dense_retrieval.viz.strip import label_strip, overlay_frame, thumbnail
 
 
 def test_overlay_colours_only_labelled_pixels_with_their_palette_colour():
@@ -121,3 +122,21 @@ def test_class_iou_bars_are_as_long_as_their_iou():
     starts = [rows[0], rows[np.argmax(np.diff(rows) > 1) + 1]]  # first row of each bar (the legend sits lower)
     extents = [np.ptp(np.nonzero(green[top + 2])[0]) + 1 for top in starts]
     assert extents[1] == pytest.approx(4 * extents[0], rel=0.05)
+
+
+def test_strip_thumbnails_draw_the_masks_where_they_are():
+    frame = np.full((60, 90, 3), 80, np.uint8)
+    labels = np.zeros((60, 90), np.uint8)
+    labels[10:30, 50:80] = 1
+    over = overlay_frame(frame, labels)
+    assert over.shape == frame.shape and over.dtype == np.uint8
+    assert (over[labels == 0] == 80).all() and (over[labels == 1] != 80).any(axis=1).all()
+    small = thumbnail(frame, labels, height=30, text="frame 3")
+    assert small.shape == (30 + 18, 45, 3)
+    ys, xs = np.nonzero((small[:30] != 80).any(axis=2))  # the mask at half scale: rows 5-14, columns 25-39
+    assert ys.min() >= 4 and ys.max() <= 15 and xs.min() >= 24 and xs.max() <= 40
+    assert (small[30:] < 128).any()  # the caption is written
+    strip = label_strip([small] * 5)  # up to 4 per row
+    assert strip.shape == (2 * 48 + 4, 4 * 45 + 3 * 4, 3)
+    assert (strip[52:, 49:] == 255).all()  # the second row holds one thumbnail, the rest is background
+    assert label_strip([small] * 6, columns=3).shape == (2 * 48 + 4, 3 * 45 + 2 * 4, 3)
