@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -48,6 +48,38 @@ def class_iou_chart(per_class_iou: Mapping[str, float], title: str = "IoU per cl
     axes.invert_yaxis()
     axes.set_xlim(0, 1)
     axes.set_title(title, fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def frame_scores_chart(
+    per_object: Mapping[str, Sequence[float]],
+    first_frame: int = 1,
+    measure: str = "J (region IoU)",
+    title: str = "Score per frame",
+) -> Figure:
+    """One line per object of a per-frame score (e.g. ``ObjectScores.j``), values in [0, 1].
+
+    A line that sinks over the frames is what DAVIS's Decay measures: the propagation drifting away
+    from the object.
+
+    Args:
+        per_object: ``{"blackswan_1": [J of each scored frame], ...}``.
+        first_frame: the frame number of the first value (1: the semi-supervised task skips frame 0).
+        measure: the y-axis label.
+        title: the chart title.
+    """
+    figure = Figure(figsize=(6.0, 3.0), dpi=100)
+    axes = figure.subplots()
+    for name, values in per_object.items():
+        values = np.asarray(values, dtype=float)
+        axes.plot(np.arange(first_frame, first_frame + len(values)), values, marker=".", linewidth=1.2, label=name)
+    axes.set_ylim(0, 1.02)
+    axes.set_xlabel("frame", fontsize=8)
+    axes.set_ylabel(measure, fontsize=8)
+    axes.set_title(title, fontsize=10)
+    if per_object:
+        axes.legend(fontsize=7, loc="lower left")
     figure.tight_layout()
     return figure
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .layout import caption, resize_to_height, tile
+from .layout import caption, hstack, resize_to_height, tile
 from .overlay import dim_outside, outline_mask
 
 QUERY_COLOUR = (255, 220, 0)
@@ -35,9 +35,7 @@ def retrieval_row(query: GalleryItem, hits: list[GalleryItem], height: int = 160
     """
     panels = [_panel(query, QUERY_COLOUR, height, dim=True)]
     panels += [_panel(hit, HIT_COLOUR, height, dim=False) for hit in hits]
-    gap = np.full((panels[0].shape[0], 6, 3), 255, dtype=np.uint8)
-    pieces = [piece for panel in panels for piece in (panel, gap)][:-1]
-    return np.concatenate(pieces, axis=1)  # panels share one height; widths follow each image
+    return hstack(panels, gap=6)  # panels share one height; widths follow each image
 
 
 def retrieval_gallery(rows: list[np.ndarray]) -> np.ndarray:

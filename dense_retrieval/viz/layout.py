@@ -1,4 +1,4 @@
-"""Arranging pictures: resizing to a common height, tiling in rows, captions."""
+"""Arranging pictures: resizing to a common height, rows of panels, tiling, captions."""
 
 from __future__ import annotations
 
@@ -35,3 +35,32 @@ def tile(images: list[np.ndarray], columns: int, gap: int = 4, background: int =
         left = (index % columns) * (cell_w + gap)
         canvas[top : top + image.shape[0], left : left + image.shape[1]] = image
     return canvas
+
+
+def hstack(images: list[np.ndarray], gap: int = 6, background: int = 255) -> np.ndarray:
+    """Place uint8 [H, W_i, 3] images of one height side by side, ``gap`` pixels apart."""
+    if not images:
+        raise ValueError("nothing to place")
+    heights = {image.shape[0] for image in images}
+    if len(heights) != 1:
+        raise ValueError(f"images differ in height: {sorted(heights)}")
+    spacer = np.full((images[0].shape[0], gap, 3), background, dtype=np.uint8)
+    pieces = [piece for image in images for piece in (image, spacer)][:-1]
+    return np.concatenate(pieces, axis=1)
+
+
+def captioned_row(pictures: list[np.ndarray], captions: list[str], height: int = 160, gap: int = 6) -> np.ndarray:
+    """Pictures resized to ``height`` rows (aspect kept), each captioned, side by side.
+
+    Args:
+        pictures: uint8 [H_i, W_i, 3] each (feature grids, overlays, photos of any size).
+        captions: one text per picture.
+        height: panel height before the caption band.
+        gap: white pixels between panels.
+
+    Returns:
+        uint8 [height + caption band, sum of widths + gaps, 3].
+    """
+    if len(pictures) != len(captions):
+        raise ValueError(f"{len(pictures)} pictures but {len(captions)} captions")
+    return hstack([caption(resize_to_height(p, height), text) for p, text in zip(pictures, captions, strict=True)], gap)

@@ -31,6 +31,26 @@ def overlay_labels(image: np.ndarray, labels: np.ndarray, alpha: float = 0.5, ou
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
+def masks_to_labels(masks: np.ndarray) -> np.ndarray:
+    """One label map from a stack of masks, to draw proposals with :func:`overlay_labels`.
+
+    Args:
+        masks: bool [K, H, W] (e.g. ``ImageProposals.masks``); they may overlap.
+
+    Returns:
+        uint8 [H, W]: 0 where no mask is, else the id of the last mask covering the pixel (later masks
+        win, as in the VOC retrieval protocol). Ids are 1..K; past 254 they wrap to 1 (colours repeat,
+        255 stays reserved for void).
+    """
+    masks = np.asarray(masks, dtype=bool)
+    if masks.ndim != 3:
+        raise ValueError(f"masks must be [K, H, W], got shape {masks.shape}")
+    labels = np.zeros(masks.shape[1:], dtype=np.uint8)
+    for k, mask in enumerate(masks):
+        labels[mask] = 1 + k % 254
+    return labels
+
+
 def outline_mask(
     image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int] = (255, 220, 0), thickness: int = 2
 ) -> np.ndarray:
