@@ -16,7 +16,8 @@ def resize_to_height(image: np.ndarray, height: int, nearest: bool = False) -> n
 def caption(image: np.ndarray, text: str, height: int = 18) -> np.ndarray:
     """Add a white band with ``text`` under ``image`` (uint8 [H, W, 3] -> uint8 [H + height, W, 3])."""
     band = Image.new("RGB", (image.shape[1], height), (255, 255, 255))
-    ImageDraw.Draw(band).text((3, 2), text, fill=(0, 0, 0), font=ImageFont.load_default())
+    # Pillow's built-in font draws a 2-pixel space; doubling it keeps words apart
+    ImageDraw.Draw(band).text((3, 2), text.replace(" ", "  "), fill=(0, 0, 0), font=ImageFont.load_default())
     return np.concatenate([image, np.asarray(band)], axis=0)
 
 
