@@ -9,6 +9,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `pytest -n N` runs N workers, each a process: one compute thread each (torch, OpenCV, BLAS, and the
+    # subprocesses and notebook kernels they start) keeps N workers on N cores instead of oversubscribing
+    for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_variable, "1")
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DAVIS_MINI_ENV = "DENSE_RETRIEVAL_DAVIS_MINI"
 

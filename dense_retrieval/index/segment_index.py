@@ -347,18 +347,18 @@ class SegmentIndex:
                 meta, rows = self._read_snapshot()
             except sqlite3.DatabaseError as error:
                 raise DataFormatError(f"corrupted index database {self.path / DB_NAME}: {error}") from None
+            if meta.get("format") != FORMAT_VERSION:
+                raise DataFormatError(f"index {self.path} has format {meta.get('format')!r}, expected {FORMAT_VERSION}")
             file = self.path / FAISS_DIR / str(meta.get("faiss_file", ""))
-            if file.is_file():
+            try:
+                index = faiss.read_index(str(file))
                 break
-            time.sleep(0.05)  # a writer committed and pruned between our two reads: read again
+            except RuntimeError as error:
+                if file.is_file():
+                    raise DataFormatError(f"corrupted FAISS file {file}: {faiss_message(error)}") from None
+            time.sleep(0.05)  # a writer committed and pruned this file after our snapshot: read again
         else:
             raise DataFormatError(f"index {self.path} points to a missing FAISS file {file.name}")
-        if meta.get("format") != FORMAT_VERSION:
-            raise DataFormatError(f"index {self.path} has format {meta.get('format')!r}, expected {FORMAT_VERSION}")
-        try:
-            index = faiss.read_index(str(file))
-        except RuntimeError as error:
-            raise DataFormatError(f"corrupted FAISS file {file}: {faiss_message(error)}") from None
         if index.d != meta["dim"] or index.ntotal != meta["ntotal"]:
             raise DataFormatError(
                 f"FAISS file {file} holds {index.ntotal} vectors of dim {index.d}; "
