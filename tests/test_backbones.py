@@ -61,7 +61,7 @@ def test_dilation_matches_torchvision_replace_stride_with_dilation():
     )
     x = torch.randn(1, 3, 64, 80)
     with torch.inference_mode():
-        assert torch.allclose(ours(x), trunk(x), atol=1e-5)
+        assert torch.allclose(ours(x), trunk(x), rtol=1e-4, atol=1e-4)  # summation order differs by thread count
 
 
 def test_backbone_is_frozen_and_stays_in_eval_mode():
