@@ -50,8 +50,9 @@ def _print_summary(summary: dict, out: Path) -> None:
         f"propagation  synthetic DAVIS, CRW protocol: J&F {scores['J&F-Mean']:.3f} "
         f"(J {scores['J-Mean']:.3f}, F {scores['F-Mean']:.3f}) at {propagation['frames_per_second']} frames/s"
     )
+    width = max(map(len, propagation["per_object"]), default=0)
     for name, row in propagation["per_object"].items():
-        typer.echo(f"               {name:<24} J {row['J']:.3f}  F {row['F']:.3f}")
+        typer.echo(f"               {name:<{width}}  J {row['J']:.3f}  F {row['F']:.3f}")
     typer.echo(f"               masks, strips, J&F chart  ->  {out / 'propagation'}/")
     typer.echo(f"retrieval    {retrieval['segments']} segments indexed; query hits (label, score):")
     for query in retrieval["queries"]:
