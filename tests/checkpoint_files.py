@@ -8,9 +8,11 @@ plain torchvision state dicts and the usual wrappers.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -147,3 +149,15 @@ def start_server(state: FileServer) -> ThreadingHTTPServer:
     state.url = f"http://127.0.0.1:{server.server_address[1]}/file"
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return server
+
+
+@contextlib.contextmanager
+def serving(payload: bytes) -> Iterator[FileServer]:
+    """Serve ``payload`` at ``state.url`` on 127.0.0.1 for the duration of the block."""
+    state = FileServer(payload)
+    http = start_server(state)
+    try:
+        yield state
+    finally:
+        http.shutdown()
+        http.server_close()

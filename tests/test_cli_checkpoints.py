@@ -10,11 +10,10 @@ import torch
 
 from dense_retrieval import weights_registry
 from tests.checkpoint_files import (
-    FileServer,
     malicious_checkpoint,
     moco_checkpoint,
     resnet18_state,
-    start_server,
+    serving,
 )
 
 PAYLOAD = b"not really weights, but bytes with a known digest " * 40000
@@ -24,11 +23,8 @@ SHA256 = hashlib.sha256(PAYLOAD).hexdigest()
 @pytest.fixture()
 def server(monkeypatch):
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    state = FileServer(PAYLOAD)
-    http = start_server(state)
-    yield state
-    http.shutdown()
-    http.server_close()
+    with serving(PAYLOAD) as state:
+        yield state
 
 
 @pytest.fixture()

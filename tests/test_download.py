@@ -11,7 +11,7 @@ import pytest
 from dense_retrieval.download import download, download_weights, read_recorded_sha256
 from dense_retrieval.errors import DownloadError
 from dense_retrieval.weights_registry import get_entry
-from tests.checkpoint_files import FileServer, start_server
+from tests.checkpoint_files import serving
 
 PAYLOAD = bytes(range(256)) * (3 * 4096 + 7)  # ~3 MiB: several 1 MiB chunks
 SHA256 = hashlib.sha256(PAYLOAD).hexdigest()
@@ -21,11 +21,8 @@ MD5 = hashlib.md5(PAYLOAD).hexdigest()
 @pytest.fixture()
 def server(monkeypatch):
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    state = FileServer(PAYLOAD)
-    http = start_server(state)
-    yield state
-    http.shutdown()
-    http.server_close()
+    with serving(PAYLOAD) as state:
+        yield state
 
 
 def test_download_verifies_and_records(server, tmp_path):
