@@ -117,7 +117,7 @@ def test_add_refuses_another_backbone_and_accepts_the_same(built, voc, tmp_path,
     refused = run_cli("index", "add", copy, val, "--proposals", "gt", "--weights", "random")
     assert refused.exit_code == 2, refused
     assert refused.stderr.startswith("error: ") and refused.stderr.count("\n") == 1
-    assert "features.backbone.weights" in refused.stderr
+    assert "backbone.weights" in refused.stderr
     assert "mobilenet_v2-imagenet" in refused.stderr and "'random:0'" in refused.stderr
     added = run_cli("index", "add", copy, val, "--proposals", "gt", "--json")
     assert added.exit_code == 0, added
