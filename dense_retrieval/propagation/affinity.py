@@ -25,9 +25,14 @@ from collections.abc import Sequence
 
 import torch
 
-MAX_SCORES = 1 << 22
-"""Windowed scores held at once (floats, 16 MiB in float32): the tiles of one matrix product are capped
-so that ``tiles x tile**2 x frames x (tile + 2R)**2`` stays below it (at least one tile is always done)."""
+MAX_SCORES = 1 << 20
+"""Windowed scores held at once per intra-op thread (floats: 4 MiB in float32, about one tile of 36 queries
+against 20 frames, so a tile's scores stay in a core's cache between the product, the mask and the top-k).
+The tiles of one matrix product are capped so that ``tiles x tile**2 x frames x (tile + 2R)**2`` stays
+below ``MAX_SCORES x threads``; at least one tile is always done."""
+
+MAX_SCORES_GPU = 1 << 26
+"""The same cap on a GPU (256 MiB): there, few large products beat cache-sized ones."""
 
 
 class Scratch:
@@ -100,7 +105,8 @@ class WindowedTopK:
         radius: the window radius in grid cells.
         tile: side of the query tiles.
         scratch: work buffers to reuse (a fresh one when ``None``).
-        max_scores: cap on the scores of one matrix product (memory only).
+        max_scores: cap on the scores of one matrix product (memory and speed only; default
+            ``MAX_SCORES`` per intra-op thread).
     """
 
     def __init__(
@@ -122,7 +128,8 @@ class WindowedTopK:
         self.tiles_per_band = -(-self.width // tile)
         self.span = tile + 2 * max_offset
         self.scratch = scratch or Scratch()
-        self.max_scores = max_scores or MAX_SCORES
+        default = MAX_SCORES_GPU if query.device.type == "cuda" else MAX_SCORES * torch.get_num_threads()
+        self.max_scores = max_scores or default
         padded = query.new_zeros(self.bands * tile, self.tiles_per_band * tile, self.channels)
         padded[: self.height, : self.width] = query
         # [bands, tiles, tile * tile, C]: the queries of every tile, contiguous
