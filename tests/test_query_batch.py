@@ -165,3 +165,11 @@ def test_stored_segment_queries_index_info_evaluate_and_checkpoints_never_import
     image, mask = _val_mask(voc, tmp_path)
     status, torch_loaded, stderr = _imports_torch("query", index, image, "--mask", mask, "-k", "1", "--json")
     assert status == 0 and torch_loaded, stderr
+
+
+def test_the_command_line_loads_no_heavy_library_before_a_command_needs_it():
+    heavy = ("torch", "cv2", "numpy", "faiss", "skimage", "PIL")
+    code = f"import sys, dense_retrieval.cli; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

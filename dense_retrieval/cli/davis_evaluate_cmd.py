@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ..metrics.jf import GLOBAL_COLUMNS, JFConventions
+from ..metrics.conventions import GLOBAL_COLUMNS, JFConventions
 from . import groups
 from .common import JsonOption, info, print_json, start_output
 

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from ..data.images import collect_images
 from ..protocols import SEGMENT_INDEX
 from . import groups
 from .common import BatchSizeOption, DeviceOption, JsonOption, info, print_json, start_output
@@ -73,6 +72,7 @@ def build(
 
     The index appears at --out only when complete; an interrupted build leaves any previous one intact.
     """
+    from ..data.images import collect_images
     from ..retrieval.pipeline import build_index
 
     start_output(json_output)
@@ -120,6 +120,7 @@ def add(
 
     The backbone is the one recorded in the index; options that differ from it are refused.
     """
+    from ..data.images import collect_images
     from ..retrieval.index import SegmentIndex, index_config
     from ..retrieval.pipeline import add_images, extractor_for_index
 
