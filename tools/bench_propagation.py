@@ -302,11 +302,12 @@ def end_to_end(args: argparse.Namespace, work: Path) -> dict:
     masks = _compare_masks(work / "before-0", work / "after-0", sequences)
     jf = {name: _jf(root, sequences, work / f"{name}-0", work) for name in trees}
     stages = {}
-    for name, tree in trees.items():
+    staged = sequences if args.stage_sequences == "same" else args.stage_sequences.split(",")
+    for name, tree in trees.items() if args.stage_sequences != "none" else ():
         out = work / f"stages-{name}"
         out.mkdir()
         command = [sys.executable, str(Path(__file__).resolve()), "--path", "stages", "--out", str(out)]
-        command += ["--davis-root", str(root), "--sequences", ",".join(sequences), "--threads", str(args.e2e_threads)]
+        command += ["--davis-root", str(root), "--sequences", ",".join(staged), "--threads", str(args.e2e_threads)]
         done = subprocess.run(command, capture_output=True, text=True, cwd=tree, env=_env(tree, args.e2e_threads))
         if done.returncode != 0:
             sys.exit(f"stage timing failed in {tree}:\n{done.stderr}")
@@ -323,6 +324,7 @@ def end_to_end(args: argparse.Namespace, work: Path) -> dict:
         "masks": masks,
         "jf": jf,
         "stages": stages,
+        "stage_sequences": staged if stages else [],
         "load_average": os.getloadavg(),
     }
 
@@ -385,6 +387,9 @@ def main() -> None:
     parser.add_argument("--e2e-sequences", default="car-shadow", help="davis16-mini sequences, 'all' or 'none'")
     parser.add_argument("--e2e-repeat", type=int, default=1, help="runs of each command, alternating; the best")
     parser.add_argument("--e2e-threads", type=int, default=None, help="threads of both commands (default: cores)")
+    parser.add_argument(
+        "--stage-sequences", default="same", help="sequences of the per-stage pass: 'same', names, or 'none'"
+    )
     parser.add_argument("--before", default=BEFORE, help="the git revision to compare against")
     parser.add_argument("--davis-root", help="davis16-mini (default: $DENSE_RETRIEVAL_DAVIS_MINI or ../shared)")
     parser.add_argument("--json", action="store_true")
@@ -457,8 +462,14 @@ def _print_end_to_end(e2e: dict) -> None:
         f" after {e2e['jf']['after']:.4f}"
     )
     stages = e2e["stages"]
+    if not stages:
+        print(f"  load average at the end: {' '.join(f'{x:.2f}' for x in e2e['load_average'])}")
+        return
     names = list(stages["after"]["ms_per_frame"])
-    print(f"  ms per frame, the stages one after the other ({stages['after']['threads']} thread(s), no overlap):")
+    print(
+        f"  ms per frame, the stages one after the other ({stages['after']['threads']} thread(s), no overlap),"
+        f" {', '.join(e2e['stage_sequences'])}:"
+    )
     print("  " + " " * 8 + "".join(f"{name:>19}" for name in names) + f"{'total':>8}")
     for which in ("before", "after"):
         row = stages[which]["ms_per_frame"]
