@@ -78,10 +78,10 @@ def eval_voc(
     config = proposal_config(
         proposals, min_area, clusters, superpixels, saliency=saliency, saliency_threshold=saliency_threshold
     )
-    config = backbone_config(MASKCONTRAST, backbone, weights, checkpoint, layer, output_stride, stride_mode)
+    network = backbone_config(MASKCONTRAST, backbone, weights, checkpoint, layer, output_stride, stride_mode)
     extractor = make_extractor(
-        config,
-        MASKCONTRAST.features_for(config.name).features(
+        network,
+        MASKCONTRAST.features_for(network.name).features(
             resize=f"fixed:{size}x{size}", device=device, batch_size=batch_size
         ),
     )
