@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from dense_retrieval.data.davis import DavisDataset
+from dense_retrieval.data.feature_store import read_feature_store
 from dense_retrieval.data.images import read_image
 from dense_retrieval.data.masks import read_label_png
 from dense_retrieval.data.synth import make_synthetic_davis, make_synthetic_voc
@@ -73,13 +74,17 @@ def test_index_query_and_eval_voc_with_a_vit(tmp_path, run_cli):
     built = run_cli("index", "build", *images[:4], "--proposals", "kmeans", "--clusters", "3", "--out", index,
                     *VIT, "--json")  # fmt: skip
     assert built.exit_code == 0, built
-    added = run_cli("index", "add", index, *images[4:6], "--proposals", "kmeans", "--clusters", "3",
-                    "--device", "cpu", "--json")  # fmt: skip (the backbone recorded in the index)
+    added = run_cli(
+        "index", "add", index, *images[4:6], "--proposals", "kmeans", "--clusters", "3", "--device", "cpu", "--json"
+    )  # fmt: skip (the backbone recorded in the index)
     assert added.exit_code == 0, added
     query = run_cli("query", index, images[6], "--proposals", "kmeans", "--clusters", "2", "-k", "2",
                     "--device", "cpu", "--json")  # fmt: skip
     assert query.exit_code == 0, query
     assert all(len(q["hits"]) == 2 for q in query.json()["queries"])
+    feats = run_cli("features", *images[:2], "--out", tmp_path / "f.npz", *VIT, "--json")
+    assert feats.exit_code == 0 and feats.json()["stride"] == 16 and feats.json()["channels"] == 384, feats
+    assert read_feature_store(tmp_path / "f.npz")[0].shape == (384, 90 // 16, 120 // 16)  # 80x112 input
     report = run_cli("retrieval", "eval-voc", "--voc-root", voc, "--size", "64", "--max-images", "3", *VIT, "--json")
     assert report.exit_code == 0, report
     assert 0.0 <= report.json()["classes_21"]["miou_present"] <= 1.0
