@@ -211,7 +211,7 @@ def test_every_vit_gives_a_map_of_input_over_patch_after_the_resize_rule(name):
             if protocol is DINO and patch != 14:  # DINO's rule: short side 480, long side floored to 64
                 assert (height, width) == {(480, 854): (480, 832), (480, 910): (480, 896),
                                            (854, 480): (832, 480)}.get(frame, (height, width))  # fmt: skip
-            if protocol is not CRW:
+            if protocol is not CRW or frame not in ((480, 854), (481, 853)):
                 continue
             with torch.inference_mode():  # the network's own arithmetic, on the meta device
                 out = backbone(torch.empty(1, 3, height, width, device="meta"))
