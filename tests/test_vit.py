@@ -159,6 +159,7 @@ def test_layer_contract_last_block_after_the_final_norm(sources):
     assert torch.allclose(tokens.patches, expected, atol=1e-5)
     assert tokens.patches.shape == (1, 384, 3, 5) and tokens.cls.shape == (1, 384)
     assert tokens.registers.shape == (1, 4, 384)
+    assert all(block.attn.fused_attn for block in model.blocks)  # torch's scaled_dot_product_attention, CPU too
 
 
 def test_earlier_block_drops_the_blocks_after_it(sources):
