@@ -10,7 +10,10 @@ from torch import nn
 from dense_retrieval.backbone.config import FeatureConfig
 from dense_retrieval.backbone.features import FeatureExtractor
 from dense_retrieval.backbone.networks import build_backbone, fold_batch_norm
-from dense_retrieval.backbone.specs import ARCHITECTURE_NAMES
+from dense_retrieval.backbone.specs import ARCHITECTURE_NAMES, ARCHITECTURES
+
+CNNS = [name for name in ARCHITECTURE_NAMES if not ARCHITECTURES[name].is_vit]
+VITS = [name for name in ARCHITECTURE_NAMES if ARCHITECTURES[name].is_vit]
 
 
 def _batch_norms(module: nn.Module) -> int:
@@ -28,7 +31,7 @@ def _randomise_statistics(module: nn.Module, seed: int) -> None:
         bn.bias.data.copy_(0.1 * torch.randn(n, generator=generator))
 
 
-@pytest.mark.parametrize("name", ARCHITECTURE_NAMES)
+@pytest.mark.parametrize("name", CNNS)
 @pytest.mark.parametrize("mode", ["remove", "dilate"])
 def test_inference_copy_folds_every_batch_norm_and_keeps_the_features(name, mode):
     backbone = build_backbone(name=name, output_stride=8, stride_mode=mode, weights="random")
@@ -44,6 +47,16 @@ def test_inference_copy_folds_every_batch_norm_and_keeps_the_features(name, mode
     assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4 * float(expected.abs().max()))
     convs = [m for m in folded.modules() if isinstance(m, nn.Conv2d)]
     assert all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
+
+
+@pytest.mark.parametrize("name", VITS[:1])
+def test_inference_copy_of_a_vision_transformer_computes_the_same_tokens(name):
+    backbone = build_backbone(name=name, weights="random")
+    folded = backbone.for_inference()
+    size = 2 * backbone.input_multiple
+    images = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        assert torch.allclose(folded(images), backbone(images), rtol=1e-5, atol=1e-5)
 
 
 def test_fold_leaves_a_batch_norm_that_does_not_follow_a_convolution():
