@@ -75,10 +75,10 @@ def check_case(item: Case, data, pristine: dict, tmp_path: Path) -> None:
             outcome = run_child(args, cwd=box, memory_limit_mib=item.memory_mib, read_only_root=item.read_only)
         else:
             outcome = run_inprocess(args, cwd=box)
+        after = snapshot(box)
         if item.read_only:
             make_writable(box)
         assert_one_line_error(outcome, contains=item.contains)
-        after = snapshot(box)
         changes = snapshot_diff(before, after)
         if out is not None and item.out_may_change:
             inside = Path(out.relative_to(box)) if out.is_relative_to(box) else None

@@ -53,6 +53,13 @@ def regular_file(box, data):
     (box / "file.txt").write_text("a file, not a folder")
 
 
+def read_only_folder(box, data):
+    from tests.reliability.harness import make_read_only
+
+    (box / "ro").mkdir()
+    make_read_only(box / "ro")
+
+
 def image_copy(box, data):
     return _with_image(box, data)
 
@@ -148,6 +155,17 @@ CASES = [
     case("features-zero-byte-mp4", F, "{box}/clip.mp4", "--out", "{out}", setup=zero_mp4),
     case("features-out-is-folder", F, "{d.image}", "--out", "{out}", "--overwrite", setup=out_folder),
     case("features-out-under-file", F, "{d.image}", "--out", "{box}/file.txt/f.npz", setup=regular_file),
+    case(
+        "features-out-read-only-folder",
+        F,
+        "{d.image}",
+        "--out",
+        "{box}/ro/f.npz",
+        setup=read_only_folder,
+        out="{box}/ro/f.npz",
+        child=True,
+        read_only=True,
+    ),
     case("features-out-name-too-long", F, "{d.image}", "--out", "{box}/" + "n" * 300 + ".npz"),
     case("features-out-nul-byte", F, "{d.image}", "--out", "{box}/a\0b.npz"),
     case("features-out-is-cwd", F, "{d.image}", "--out", "", "--overwrite", out=None),
