@@ -20,9 +20,9 @@ _COMMIT = [
     "dense_retrieval.index.segment_index:SegmentIndex._commit",
 ]
 
-# `index add IDX IMAGES` (IMAGES under .../voc/JPEGImages)
+# `index add IDX EXTRA` (EXTRA: a folder "extra" of images named copy-*)
 ADD_POINTS = {
-    "reading-images": {"audit": "open", "match": "*/JPEGImages/*", "occurrence": 3},
+    "reading-images": {"audit": "open", "match": "*/extra/copy-*", "occurrence": 2},
     "faiss-file-written": {"audit": "os.rename", "match": "*.tmp.faiss"},
     "faiss-file-renamed": {"function": _COMMIT, "line": 'execute("COMMIT")'},
     "committed": {"function": _COMMIT, "line": "self._prune()"},
