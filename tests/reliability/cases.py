@@ -71,10 +71,13 @@ def check_case(item: Case, data, pristine: dict, tmp_path: Path) -> None:
     before = snapshot(box)
     outcome = None
     try:
+        fence = [tmp_path]  # whatever the code under test does, it cannot delete or rename outside the case
         if item.child:
-            outcome = run_child(args, cwd=box, memory_limit_mib=item.memory_mib, read_only_root=item.read_only)
+            outcome = run_child(
+                args, cwd=box, memory_limit_mib=item.memory_mib, read_only_root=item.read_only, fence=fence
+            )
         else:
-            outcome = run_inprocess(args, cwd=box)
+            outcome = run_inprocess(args, cwd=box, fence=fence)
         after = snapshot(box)
         if item.read_only:
             make_writable(box)

@@ -14,6 +14,18 @@ from tests.reliability import hostile
 from tests.reliability.harness import run_inprocess, snapshot
 
 
+@pytest.fixture(scope="session", autouse=True)
+def fence_base(tmp_path_factory) -> Path:
+    """Every command these tests run may delete and rename only below pytest's temp folder (:mod:`.fence`)."""
+    import os
+
+    from tests.reliability.harness import FENCE_BASE_ENV
+
+    base = tmp_path_factory.getbasetemp()
+    os.environ[FENCE_BASE_ENV] = str(base)
+    return base
+
+
 @dataclass(frozen=True)
 class Data:
     """Paths of the shared inputs (all under ``root``)."""

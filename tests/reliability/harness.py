@@ -51,25 +51,43 @@ class Outcome:
         )
 
 
-def run_inprocess(args: Sequence[str], cwd: Path | None = None) -> Outcome:
-    """Run the CLI in this process (Click's test runner: stdout and stderr captured apart)."""
+def run_inprocess(args: Sequence[str], cwd: Path | None = None, fence: Sequence[Path] = ()) -> Outcome:
+    """Run the CLI in this process (Click's test runner: stdout and stderr captured apart).
+
+    ``fence``: the folders the run may delete or rename in (:mod:`.fence`); default: the test's temp
+    folders (``cwd`` and the pytest base temp folder).
+    """
     from typer.testing import CliRunner
 
     from dense_retrieval.cli import app
+    from tests.reliability.fence import fenced
 
     previous = Path.cwd()
     if cwd is not None:
         os.chdir(cwd)
     try:
-        result = CliRunner().invoke(app, [str(a) for a in args])
+        with fenced(*(fence or default_fence(cwd))):
+            result = CliRunner().invoke(app, [str(a) for a in args])
     finally:
         os.chdir(previous)
     exception = result.exception if not isinstance(result.exception, SystemExit) else None
     return Outcome(result.exit_code, result.stdout, result.stderr, exception=exception)
 
 
-def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+FENCE_BASE_ENV = "DENSE_RETRIEVAL_TEST_FENCE_BASE"  # set by conftest: pytest's base temp folder
+
+
+def default_fence(cwd: Path | None = None) -> list[Path]:
+    """Where a test's commands may delete and rename: pytest's base temp folder and the working folder."""
+    roots = [Path(os.environ[FENCE_BASE_ENV])] if os.environ.get(FENCE_BASE_ENV) else []
+    return roots + ([Path(cwd)] if cwd is not None else [])
+
+
+def child_env(extra: dict[str, str] | None = None, fence: Sequence[Path] = ()) -> dict[str, str]:
+    from tests.reliability.fence import environment
+
     env = dict(os.environ)
+    env.update(environment(*(fence or default_fence())))
     env["PYTHONPATH"] = str(PROJECT_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("OMP_NUM_THREADS", "1")
     env["PYTHONDONTWRITEBYTECODE"] = "1"
@@ -78,8 +96,12 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+FENCED_CLI = Path(__file__).with_name("fenced_cli.py")
+
+
 def cli_command(args: Sequence[str]) -> list[str]:
-    return [sys.executable, "-m", "dense_retrieval", *[str(a) for a in args]]
+    """``dense-retrieval ARGS`` in a child, behind the test fence when ``$DENSE_RETRIEVAL_TEST_FENCE`` is set."""
+    return [sys.executable, str(FENCED_CLI), *[str(a) for a in args]]
 
 
 def start_child(
@@ -148,8 +170,11 @@ def run_child(
     memory_limit_mib: int | None = None,
     read_only_root: bool = False,
     env: dict[str, str] | None = None,
+    fence: Sequence[Path] = (),
 ) -> Outcome:
-    """Run ``python -m dense_retrieval ARGS`` in a child process (exit code 128 + N for signal N)."""
+    """Run ``dense-retrieval ARGS`` in a child process (exit code 128 + N for signal N), fenced to ``fence``
+    (default: pytest's base temp folder and ``cwd``)."""
+    env = env or child_env(fence=fence or default_fence(cwd))
     process = start_child(cli_command(args), cwd, env, memory_limit_mib, read_only_root)
     return finish_child(process, timeout)
 

@@ -55,6 +55,10 @@ def _resolve(names: list[str]):
 
 
 def main() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from tests.reliability.fence import install_from_environment
+
+    install_from_environment()  # the test fence: no deletion outside the test's folders
     separator = sys.argv.index("--")
     spec = json.loads(Path(sys.argv[1]).read_text())
     args = sys.argv[separator + 1 :]
