@@ -4,17 +4,19 @@ import pytest
 import torch
 import torchvision
 
-from dense_retrieval.backbones import BACKBONE_NAMES, BackboneConfig, available_layers, build_backbone
+from dense_retrieval.backbone.config import BackboneConfig
+from dense_retrieval.backbone.networks import build_backbone
+from dense_retrieval.backbone.specs import ARCHITECTURE_NAMES, ARCHITECTURES
 from dense_retrieval.errors import InputError
 
 H, W = 67, 101  # odd sizes exercise the ceil arithmetic
 
 
-@pytest.mark.parametrize("name", BACKBONE_NAMES)
+@pytest.mark.parametrize("name", ARCHITECTURE_NAMES)
 @pytest.mark.parametrize("output_stride", [8, 16, 32])
 @pytest.mark.parametrize("mode", ["remove", "dilate"])
 def test_feature_map_size_is_ceil_of_input_over_stride(name, output_stride, mode):
-    deepest = available_layers(name)[-1].name
+    deepest = ARCHITECTURES[name].layers[-1].name
     backbone = build_backbone(name=name, layer=deepest, output_stride=output_stride, stride_mode=mode, weights="random")
     assert backbone.stride == output_stride
     with torch.inference_mode():
@@ -22,9 +24,9 @@ def test_feature_map_size_is_ceil_of_input_over_stride(name, output_stride, mode
     assert tuple(out.shape) == (1, backbone.channels, math.ceil(H / output_stride), math.ceil(W / output_stride))
 
 
-@pytest.mark.parametrize("name", BACKBONE_NAMES)
+@pytest.mark.parametrize("name", ARCHITECTURE_NAMES)
 def test_every_layer_reports_its_channels_and_natural_stride(name):
-    for info in available_layers(name):
+    for info in ARCHITECTURES[name].layers:
         backbone = build_backbone(name=name, layer=info.name, weights="random")
         with torch.inference_mode():
             out = backbone(torch.zeros(1, 3, 64, 96))

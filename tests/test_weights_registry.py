@@ -7,11 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from dense_retrieval import weights_registry
-from dense_retrieval.errors import CheckpointError, InputError
-from dense_retrieval.weights_registry import (
-    ARCHITECTURES,
-    DEFAULT_WEIGHTS,
+from dense_retrieval.backbone.specs import ARCHITECTURE_NAMES, ARCHITECTURES
+from dense_retrieval.backbone.weights import registry as weights_registry
+from dense_retrieval.backbone.weights.registry import (
     REGISTRY,
     WeightsEntry,
     checkpoints_dir,
@@ -20,6 +18,7 @@ from dense_retrieval.weights_registry import (
     get_entry,
     resolve_weights_path,
 )
+from dense_retrieval.errors import CheckpointError, InputError
 from tests.conftest import PROJECT_ROOT
 
 # The paper's Model Zoo (REFERENCES.md, "The paper"): registry name -> Google Drive file id.
@@ -33,7 +32,7 @@ PAPER_DRIVE_IDS = {
 
 @pytest.mark.parametrize("entry", list(REGISTRY.values()), ids=list(REGISTRY))
 def test_entry_is_consistent(entry: WeightsEntry):
-    assert entry.architecture in ARCHITECTURES
+    assert entry.architecture in ARCHITECTURE_NAMES
     assert entry.checkpoint_format in {"moco", "torchvision"}
     assert entry.source and entry.file_name and entry.notes
     assert (entry.url is None) == entry.is_embedded
@@ -59,11 +58,15 @@ def test_paper_checkpoints_and_moco_v2():
         assert entry.md5_prefix == md5 and entry.checkpoint_format == "moco"
 
 
-def test_defaults_point_at_matching_architectures():
-    assert set(DEFAULT_WEIGHTS) == set(ARCHITECTURES)
-    for architecture, name in DEFAULT_WEIGHTS.items():
-        assert get_entry(name).architecture == architecture
-    assert get_entry(DEFAULT_WEIGHTS["mobilenet_v2"]).is_embedded
+@pytest.mark.parametrize("architecture", ARCHITECTURE_NAMES)
+def test_defaults_point_at_matching_architectures(architecture):
+    assert get_entry(ARCHITECTURES[architecture].default_weights).architecture == architecture
+
+
+def test_the_default_architecture_works_offline():
+    from dense_retrieval.backbone.specs import DEFAULT_ARCHITECTURE
+
+    assert get_entry(ARCHITECTURES[DEFAULT_ARCHITECTURE].default_weights).is_embedded
 
 
 def test_unknown_name_lists_known_ones():
@@ -79,7 +82,7 @@ def test_checkpoints_dir_rules(tmp_path, monkeypatch):
     monkeypatch.setenv(weights_registry.ENV_CHECKPOINTS, str(tmp_path / "mine"))
     assert checkpoints_dir() == tmp_path / "mine"
     monkeypatch.delenv(weights_registry.ENV_CHECKPOINTS)
-    installed = tmp_path / "site-packages" / "dense_retrieval" / "weights_registry.py"
+    installed = tmp_path / "site-packages" / "dense_retrieval" / "backbone" / "weights" / "registry.py"
     monkeypatch.setattr(weights_registry, "__file__", str(installed))  # an installed copy, no checkout
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert checkpoints_dir() == tmp_path / "cache" / "dense-retrieval" / "checkpoints"

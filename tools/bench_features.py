@@ -1,6 +1,6 @@
 """Throughput of the feature-extraction pipeline vs the bare model forward on the same frames.
 
-The pipeline is ``FeatureExtractor.iter_features``: uint8 RGB frames -> float tensors -> ImageNet
+The pipeline is ``FeatureExtractor.stream``: uint8 RGB frames -> float tensors -> ImageNet
 normalisation -> backbone -> L2 normalisation -> CPU features, batched. The bare forward is the same
 backbone module called on plain NCHW tensors converted and normalised beforehand (outside the timing).
 The pipeline hands the network channels-last tensors (faster oneDNN/cuDNN convolutions), so the
@@ -22,8 +22,9 @@ import time
 import numpy as np
 import torch
 
-from dense_retrieval.backbones import build_backbone
-from dense_retrieval.features import IMAGENET_MEAN, IMAGENET_STD, FeatureConfig, FeatureExtractor
+from dense_retrieval.backbone.config import FeatureConfig
+from dense_retrieval.backbone.features import IMAGENET_MEAN, IMAGENET_STD, FeatureExtractor
+from dense_retrieval.backbone.networks import build_backbone
 
 
 def _bare_forward(backbone, tensors: list[torch.Tensor]) -> float:
@@ -36,7 +37,7 @@ def _bare_forward(backbone, tensors: list[torch.Tensor]) -> float:
 
 def _pipeline(extractor: FeatureExtractor, frames: list[np.ndarray]) -> float:
     start = time.perf_counter()
-    for _ in extractor.iter_features(frames):
+    for _ in extractor.stream(frames):
         pass
     return time.perf_counter() - start
 

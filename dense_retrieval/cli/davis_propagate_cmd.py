@@ -7,12 +7,14 @@ from typing import Annotated
 
 import typer
 
+from ..protocols import CRW
 from . import groups
 from .common import BatchSizeOption, DeviceOption, JsonOption, info, print_json, start_output
 from .options import (
     BackboneOption,
     CheckpointOption,
     LayerOption,
+    OutputStrideOption,
     ResizeOption,
     StrideModeOption,
     WeightsOption,
@@ -21,13 +23,13 @@ from .propagation_options import (
     BACKBONE_RULE,
     ContextOption,
     L2Option,
-    OutputStrideOption,
     PresetOption,
     RadiusOption,
     TemperatureOption,
     TopkOption,
     propagation_config,
     propagation_extractor,
+    propagation_protocol,
 )
 
 _HELP = f"""Propagate each sequence's first-frame annotation through its frames and write the masks.
@@ -56,10 +58,10 @@ def propagate(
     weights: WeightsOption = "default",
     layer: LayerOption = None,
     output_stride: OutputStrideOption = None,
-    stride_mode: StrideModeOption = "remove",
-    resize: ResizeOption = "native",
-    l2: L2Option = True,
-    preset_name: PresetOption = "crw",
+    stride_mode: StrideModeOption = CRW.features.stride_mode,
+    resize: ResizeOption = CRW.features.resize,
+    l2: L2Option = CRW.features.l2_normalize,
+    preset_name: PresetOption = CRW.name,
     temperature: TemperatureOption = None,
     topk: TopkOption = None,
     radius: RadiusOption = None,
@@ -79,13 +81,14 @@ def propagate(
 ) -> None:
     start_output(json_output)
     from ..data.davis import DavisDataset
-    from ..davis_propagation import propagate_davis
+    from ..vos.davis_run import propagate_davis
 
-    config = propagation_config(preset_name, temperature, topk, radius, context)
+    protocol = propagation_protocol(preset_name)
+    config = propagation_config(protocol, temperature, topk, radius, context)
     dataset = DavisDataset(davis_root, year=year, split=split, resolution=resolution)
     names = [name.strip() for name in sequences.split(",") if name.strip()] if sequences else None
     extractor = propagation_extractor(
-        backbone, weights, checkpoint, layer, output_stride, stride_mode, resize, l2, batch_size, device
+        protocol, backbone, weights, checkpoint, layer, output_stride, stride_mode, resize, l2, batch_size, device
     )
     described = extractor.backbone.describe()
     info(

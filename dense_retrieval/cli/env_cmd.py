@@ -6,6 +6,7 @@ import platform
 
 import typer
 
+from . import groups
 from .common import JsonOption, print_json, start_output
 
 
@@ -31,15 +32,14 @@ def environment_report() -> dict:
     }
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("env")
-    def env(json_output: JsonOption = False) -> None:
-        """Show versions, devices and what the toolkit can use on this machine."""
-        start_output(json_output)
-        report = environment_report()
-        if json_output:
-            print_json(report)
-            return
-        width = max(len(key) for key in report)
-        for key, value in report.items():
-            typer.echo(f"{key:<{width}}  {value}")
+@groups.root.command("env")
+def env(json_output: JsonOption = False) -> None:
+    """Show versions, devices and what the toolkit can use on this machine."""
+    start_output(json_output)
+    report = environment_report()
+    if json_output:
+        print_json(report)
+        return
+    width = max(len(key) for key in report)
+    for key, value in report.items():
+        typer.echo(f"{key:<{width}}  {value}")

@@ -1,7 +1,9 @@
 """Backbone and feature options shared by every command that extracts features.
 
-Each option maps 1:1 onto a field of BackboneConfig / FeatureConfig (house rule 4). Commands
-declare them with these Annotated types and call :func:`make_extractor`.
+Each option maps 1:1 onto a field of BackboneConfig / FeatureConfig (docs/architecture.md, house rule 4);
+names and choices come from the torch-free architecture table (backbone/specs.py) and defaults from the
+command's protocol (protocols.py), so nothing here is a copy to keep in step. Commands declare the options
+with these Annotated types and call :func:`make_extractor`.
 """
 
 from __future__ import annotations
@@ -11,21 +13,22 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-if TYPE_CHECKING:  # torch is imported only when a command runs, so --help stays fast
-    from ..backbones import BackboneConfig
-    from ..features import FeatureConfig, FeatureExtractor
+from ..backbone.specs import ARCHITECTURE_NAMES, ARCHITECTURES, DEFAULT_ARCHITECTURE, OUTPUT_STRIDES, STRIDE_MODES
+from ..protocols import Protocol
 
-# the names of backbones.BACKBONE_NAMES (tests/test_cli_basics.py checks they agree)
-BACKBONE_CHOICES = ("resnet18", "resnet50", "mobilenet_v2")
+if TYPE_CHECKING:  # torch is imported only when a command runs, so --help stays fast
+    from ..backbone.config import BackboneConfig, FeatureConfig
+    from ..backbone.features import FeatureExtractor
 
 _PANEL = "Backbone"
+_DEFAULT_LAYERS = ", ".join(f"{name} {spec.default_layer}" for name, spec in ARCHITECTURES.items())
 
 BackboneOption = Annotated[
     str | None,
     typer.Option(
         "--backbone",
-        help=f"Network: {', '.join(BACKBONE_CHOICES)}. Default: the command's default, or the architecture "
-        "detected in --checkpoint.",
+        help=f"Network: {', '.join(ARCHITECTURE_NAMES)}. Default: {DEFAULT_ARCHITECTURE} (embedded weights, "
+        "offline), or the architecture detected in --checkpoint.",
         rich_help_panel=_PANEL,
     ),
 ]
@@ -51,19 +54,25 @@ LayerOption = Annotated[
     str | None,
     typer.Option(
         "--layer",
-        help="Feature layer by name: layer3 (= res4) for ResNets, features.N for MobileNetV2.",
+        help=f"Feature layer by name, e.g. layer3 (= res4) or features.13 (default: {_DEFAULT_LAYERS}; "
+        "`dense-retrieval backbones` lists them all).",
         rich_help_panel=_PANEL,
     ),
 ]
 OutputStrideOption = Annotated[
     int | None,
-    typer.Option("--output-stride", help="8, 16 or 32 (default: the layer's natural stride).", rich_help_panel=_PANEL),
+    typer.Option(
+        "--output-stride",
+        help=f"{', '.join(map(str, OUTPUT_STRIDES))} (default: the protocol's; else the layer's natural stride).",
+        rich_help_panel=_PANEL,
+    ),
 ]
 StrideModeOption = Annotated[
     str,
     typer.Option(
         "--stride-mode",
-        help="How to reach the output stride: 'remove' (CRW, no dilation) or 'dilate' (DeepLab).",
+        help=f"How to reach the output stride: {' or '.join(STRIDE_MODES)} ('remove': CRW, no dilation; "
+        "'dilate': DeepLab).",
         rich_help_panel=_PANEL,
     ),
 ]
@@ -74,39 +83,30 @@ ResizeOption = Annotated[
 
 
 def backbone_config(
+    protocol: Protocol,
     backbone: str | None,
     weights: str,
     checkpoint: Path | None,
     layer: str | None,
     output_stride: int | None,
-    stride_mode: str,
-    default_backbone: str = "mobilenet_v2",
+    stride_mode: str | None,
 ) -> BackboneConfig:
-    """Turn the shared options into a BackboneConfig; --checkpoint without --backbone detects the architecture."""
-    from ..backbones import BackboneConfig
-
+    """The protocol's BackboneConfig with the given options; --checkpoint without --backbone detects the network."""
     if checkpoint is not None:
         weights = str(checkpoint)
         if backbone is None:
-            backbone = _detect_architecture(checkpoint) or default_backbone
-    return BackboneConfig(
-        name=backbone or default_backbone,
-        layer=layer,
-        output_stride=output_stride,
-        stride_mode=stride_mode,
-        weights=weights,
-    )
+            backbone = _detect_architecture(checkpoint)
+    return protocol.features.backbone(backbone or DEFAULT_ARCHITECTURE, weights, layer, output_stride, stride_mode)
 
 
 def make_extractor(config: BackboneConfig, features: FeatureConfig) -> FeatureExtractor:
-    """Build the backbone and wrap it in a FeatureExtractor."""
-    from ..backbones import build_backbone
-    from ..features import FeatureExtractor
+    """Build the backbone (weights loaded) and wrap it in a FeatureExtractor."""
+    from ..backbone.features import FeatureExtractor
 
-    return FeatureExtractor(build_backbone(config), features)
+    return FeatureExtractor.build(config, features)
 
 
 def _detect_architecture(checkpoint: Path) -> str | None:
-    from ..checkpoints import inspect_checkpoint
+    from ..backbone.weights.checkpoints import inspect_checkpoint
 
     return inspect_checkpoint(checkpoint).get("architecture")
