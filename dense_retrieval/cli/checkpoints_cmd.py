@@ -10,7 +10,7 @@ import typer
 
 from ..backbone.specs import ARCHITECTURE_NAMES
 from . import groups
-from .common import JsonOption, info, print_json, start_output
+from .common import JsonOption, info, note, print_json, start_output
 
 ArchitectureOption = Annotated[
     str | None,
@@ -55,7 +55,7 @@ def list_weights(directory: DirOption = None, json_output: JsonOption = False) -
     widths = [max(len(row[i]) for row in table) for i in range(4)]
     for row in table:
         typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[4])
-    info(f"downloads go to {folder}")
+    note(f"downloads go to {folder}")
 
 
 @groups.checkpoints.command("inspect")
@@ -138,7 +138,7 @@ def download(
     else:
         typer.echo(f"{name} is already present: {report['path']}")
     if report["verified"] == "none":
-        info(
+        note(
             f"no published hash for {name}; its sha256 {report['sha256']} is recorded in "
             f"{report['path']}.sha256 and later downloads are checked against it"
         )

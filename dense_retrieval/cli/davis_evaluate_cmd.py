@@ -9,7 +9,7 @@ import typer
 
 from ..metrics.jf import GLOBAL_COLUMNS, JFConventions
 from . import groups
-from .common import JsonOption, info, print_json, start_output
+from .common import JsonOption, note, print_json, start_output
 
 _HELP = """Score a folder of predicted masks with the DAVIS J&F measures (semi-supervised task).
 
@@ -110,7 +110,7 @@ def evaluate(
     typer.echo("")
     _print_table(f"Per sequence results for {split}", ["Sequence", "J-Mean", "F-Mean"], evaluation.per_object_table())
     counts = f"{evaluation.frames_scored} frames, {len(evaluation.objects)} objects"
-    info(
+    note(
         f"scored {counts} in {len(evaluation.sequences)} sequences in {evaluation.seconds:.2f} s"
         f" ({evaluation.processes} process(es)); wrote {paths['global_csv']},"
         f" {paths['per_sequence_csv'].name}, {paths['report'].name}"
