@@ -70,15 +70,36 @@ class FeatureConfig:
             raise InputError(f"interpolation {self.interpolation!r} not supported", hint="use bicubic or bilinear")
         if self.batch_size < 1:
             raise InputError(f"batch size must be at least 1, got {self.batch_size}")
+        match = _RESIZE_PATTERN.match(self.resize)
+        sizes = [int(v) for v in match.groups()[1:] if v is not None]
+        if any(v < 1 for v in sizes):
+            raise InputError(f"resize policy {self.resize!r} asks for an empty image", hint="use sizes of 1 or more")
+        if match.group(3):
+            _check_budget(int(match.group(3)), int(match.group(4)), self.resize)
+        elif match.group(2):
+            _check_budget(int(match.group(2)), int(match.group(2)), self.resize)
 
     def input_size(self, height: int, width: int) -> tuple[int, int]:
-        """The (H, W) fed to the network for an image of ``height`` x ``width``."""
+        """The (H, W) fed to the network for an image of ``height`` x ``width`` (within the pixel budget)."""
         match = _RESIZE_PATTERN.match(self.resize)
         assert match is not None  # validated in __post_init__
         if match.group(2):
             short = int(match.group(2))
             scale = short / min(height, width)
-            return (short, round(width * scale)) if height <= width else (round(height * scale), short)
+            size = (short, max(1, round(width * scale))) if height <= width else (max(1, round(height * scale)), short)
+            _check_budget(size[0], size[1], f"{self.resize} of a {height}x{width} image")
+            return size
         if match.group(3):
             return int(match.group(3)), int(match.group(4))
         return height, width
+
+
+def _check_budget(height: int, width: int, what: str) -> None:
+    from ..data.images import pixel_budget
+
+    if height * width > pixel_budget():
+        raise InputError(
+            f"resize {what} makes {height}x{width} = {height * width:,} pixels, over the budget of "
+            f"{pixel_budget():,} pixels",
+            hint="choose a smaller size, or raise the budget with DENSE_RETRIEVAL_MAX_PIXELS",
+        )

@@ -11,10 +11,11 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from ..interrupts import commit_section
 from .outputs import clean_stale, remove_owned, swap_directory
 
 _UMASK = os.umask(0)
@@ -57,12 +58,19 @@ def write_json(path: str | os.PathLike, document: Any) -> None:
 
 
 @contextlib.contextmanager
-def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_directory(
+    path: str | os.PathLike, then: Callable[[], None] | None = None, final: bool | None = None
+) -> Iterator[Path]:
     """Yield a temporary directory that replaces ``path`` (a directory) when the block succeeds.
 
     The previous directory stays intact until the new one is complete; the two are then exchanged in
     one atomic step (:func:`~.outputs.swap_directory`), so ``path`` is never missing, and the old one
     is removed. Temporary folders of killed earlier runs next to ``path`` are removed first.
+
+    Args:
+        then: called right after the swap, as part of the same commit (e.g. recording the new folder).
+        final: with a value, the swap and ``then`` run as one commit section
+            (:func:`~dense_retrieval.interrupts.commit_section`): Ctrl-C waits for them to finish.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -71,9 +79,13 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700; give the folder the permissions mkdir would
     try:
         yield tmp
-        old = swap_directory(tmp, path)
-        if old is not None:
-            remove_owned(old, path.parent)
+        section = commit_section(final) if final is not None else contextlib.nullcontext()
+        with section:
+            old = swap_directory(tmp, path)
+            if then is not None:
+                then()
+            if old is not None:
+                remove_owned(old, path.parent)
     finally:
         if tmp.exists() and not tmp.is_symlink():
             remove_owned(tmp, path.parent)

@@ -38,6 +38,7 @@ import faiss
 import numpy as np
 
 from ...errors import ConfigMismatchError, DataFormatError, InputError
+from ...interrupts import commit_section
 from ...records import differences, value_at
 from ..segments import Segment, SegmentRecord, segment_row
 from .storage import (
@@ -46,6 +47,7 @@ from .storage import (
     FAISS_DIR,
     FAISS_FILE_RE,
     FORMAT_VERSION,
+    IMAGES_SCHEMA,
     ROW_COLUMNS,
     SCHEMA,
     acquire_writer_lock,
@@ -99,7 +101,7 @@ class SegmentIndex:
         file_name = faiss_name(0)
         write_faiss(faiss_index, path / FAISS_DIR / file_name)
         db = connect(path / DB_NAME, readonly=False)
-        db.executescript("BEGIN;" + SCHEMA)
+        db.executescript("BEGIN;" + SCHEMA + IMAGES_SCHEMA + ";")
         meta = {
             "format": FORMAT_VERSION,
             "config": config,
@@ -120,10 +122,16 @@ class SegmentIndex:
         path = Path(path)
         if not (path / DB_NAME).is_file():
             raise InputError(f"no segment index at {path} (missing {DB_NAME})", hint="build one with `index build`")
+        if not readonly:
+            cls.open(path, readonly=True).close()  # check the index before a writable open touches it
+            if not os.access(path, os.W_OK) or not os.access(path / DB_NAME, os.W_OK):
+                raise InputError(f"index {path} is read-only", hint="copy it somewhere writable to add to it")
         lock = None if readonly else acquire_writer_lock(path)
         db = None
         try:
             db = connect(path / DB_NAME, readonly=readonly)
+            if not readonly:
+                db.execute(IMAGES_SCHEMA)
             return cls(path, db, readonly=readonly, lock=lock)
         except BaseException as error:
             if db is not None:
@@ -155,6 +163,11 @@ class SegmentIndex:
     @property
     def ntotal(self) -> int:
         return int(self._faiss.ntotal)
+
+    @property
+    def trained(self) -> bool:
+        """Whether the FAISS index can take vectors (Flat always; IVF and PQ after :meth:`train`)."""
+        return bool(self._faiss.is_trained)
 
     @property
     def dim(self) -> int:
@@ -261,23 +274,48 @@ class SegmentIndex:
         return ids
 
     @contextlib.contextmanager
-    def batch(self) -> Iterator[SegmentIndex]:
+    def batch(self, final: bool = False) -> Iterator[SegmentIndex]:
         """Group many :meth:`add` calls into one commit (one FAISS write) at the end of the block.
 
         Readers keep seeing the previous version until the block ends; an exception (or a killed
-        process) inside the block leaves the previous version in place.
+        process) inside the block leaves the previous version in place. The commit is a commit section
+        (:func:`~dense_retrieval.interrupts.commit_section`): Ctrl-C waits for it, and with ``final`` a
+        committed batch is the command's result, reported as a success whatever signal comes after.
         """
         self._require_writable()
         self._in_batch = True
         try:
             yield self
             if self._db.in_transaction:
-                self._commit()
+                with commit_section(final):
+                    self._commit()
         except BaseException:
             self._rollback()
             raise
         finally:
             self._in_batch = False
+
+    def indexed(self, image: str | os.PathLike, sha256: str) -> bool:
+        """Whether ``image`` (absolute path as stored) with this content is already in the index.
+
+        Indexes made before contents were recorded count an image by its path alone.
+        """
+        known = self._db.execute("SELECT sha256 FROM images WHERE path = ?", (str(image),)).fetchall()
+        if known:
+            return any(row[0] == sha256 for row in known)
+        try:
+            query = "SELECT 1 FROM segments WHERE image = ? AND id < ? LIMIT 1"
+            row = self._db.execute(query, (str(image), self.ntotal))
+        except sqlite3.OperationalError:
+            return False
+        return row.fetchone() is not None
+
+    def record_image(self, image: str | os.PathLike, sha256: str) -> None:
+        """Remember ``image`` and its content hash; committed with the next commit."""
+        self._require_writable()
+        if not self._db.in_transaction:
+            self._db.execute("BEGIN IMMEDIATE")
+        self._db.execute("INSERT OR IGNORE INTO images (path, sha256) VALUES (?, ?)", (str(image), sha256))
 
     # ----------------------------------------------------------------------------- reading
     def search(self, queries: np.ndarray, k: int = 10, params: str | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -296,6 +334,7 @@ class SegmentIndex:
             raise InputError(f"k must be >= 1, got {k}")
         if params:
             self.set_search_params(params)
+        k = max(1, min(k, self.ntotal))  # there are no more hits; FAISS would allocate k results per query
         scores, ids = self._searcher().search(queries, k)
         return scores, ids
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ...data.images import open_checked
 from ...data.masks import read_label_png
 from ...errors import DataFormatError, InputError
 from ...labels import VOID
@@ -65,9 +66,9 @@ def saliency_masks(
     if found is None:
         raise InputError(f"no saliency map for {image.name} in {folder}", hint=f"expected {image.stem}.png")
     try:
-        with Image.open(found) as handle:
+        with open_checked(found, "saliency map") as handle:
             values = np.asarray(handle.convert("L"), dtype=np.float32) / 255.0
-    except (OSError, SyntaxError, ValueError) as error:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise DataFormatError(f"unreadable saliency map {found}: {error}") from None
     values = _check_size(values, size, image, f"saliency map {found.name}")
     return (values > threshold)[None], [None]
