@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlparse
 
 import typer
 
 from ..backbone.specs import ARCHITECTURE_NAMES
+from ..data.outputs import check_output
+from ..errors import InputError
 from . import groups
 from .common import JsonOption, info, note, print_json, start_output
 
@@ -42,6 +45,8 @@ def list_weights(directory: DirOption = None, json_output: JsonOption = False) -
 
     start_output(json_output)
     folder = directory or checkpoints_dir()
+    if directory is not None and directory.exists() and not directory.is_dir():
+        raise InputError(f"--dir {directory} is a file, not a folder", hint="give a folder to --dir")
     rows = []
     for entry in REGISTRY.values():
         present = is_present(entry, folder)
@@ -124,6 +129,9 @@ def download(
     start_output(json_output)
     entry = get_entry(name)
     folder = directory or checkpoints_dir()
+    if url is not None and urlparse(url).scheme not in ("http", "https"):
+        raise InputError(f"--url {url!r} is not an http(s) URL", hint="e.g. --url https://mirror.example/weights.pth")
+    check_output(folder, [], "dir", "--dir")
     if not entry.is_embedded:
         info(f"{entry.name}: {url or entry.url} -> {folder}")
     report = download_weights(entry, folder, url)

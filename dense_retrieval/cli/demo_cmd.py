@@ -33,7 +33,10 @@ def demo(
     """
     from ..demo.run import run_demo
 
+    from ..data.outputs import check_output
+
     start_output(json_output)
+    check_output(out, [], "dir")
     info(f"demo: writing into {out}/")
     summary = run_demo(out, device=device)
     if json_output:

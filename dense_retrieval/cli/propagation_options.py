@@ -8,6 +8,7 @@ frames (:mod:`dense_retrieval.protocols`); every option below overrides one fiel
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -82,6 +83,10 @@ def propagation_config(
     if topk is not None:
         changes["topk"] = topk
     if radius is not None:
+        if not math.isfinite(radius) or radius < 0:
+            raise InputError(
+                f"--radius {radius} is not a number of grid cells >= 0", hint="use 0 for no window, e.g. --radius 12"
+            )
         changes["radius"] = radius if radius > 0 else None
     if context is not None:
         changes["context"] = context

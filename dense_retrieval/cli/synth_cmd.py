@@ -15,7 +15,7 @@ from .common import JsonOption, note, print_json, start_output
 
 OutArgument = Annotated[Path, typer.Argument(help="Folder to create (refused if it exists and is not empty).")]
 SeedOption = Annotated[
-    int, typer.Option("--seed", help="Random seed; the output is a function of the options and the seed.")
+    int, typer.Option("--seed", min=0, help="Random seed; the output is a function of the options and the seed.")
 ]
 OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it exists and is not empty.")]
 

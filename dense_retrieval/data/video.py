@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import warnings
 import re
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
