@@ -31,9 +31,8 @@ def demo(
       retrieval/    a segment index of photos + a synthetic VOC set, a query, its gallery.png
       summary.json  what was done, with the scores
     """
-    from ..demo.run import run_demo
-
     from ..data.outputs import check_output
+    from ..demo.run import run_demo
 
     start_output(json_output)
     check_output(out, [], "dir")
