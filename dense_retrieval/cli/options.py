@@ -92,6 +92,10 @@ def backbone_config(
     stride_mode: str | None,
 ) -> BackboneConfig:
     """The protocol's BackboneConfig with the given options; --checkpoint without --backbone detects the network."""
+    if output_stride is not None and output_stride not in (8, 16, 32):
+        from ..errors import InputError
+
+        raise InputError(f"--output-stride {output_stride} is not 8, 16 or 32", hint="e.g. --output-stride 8")
     if checkpoint is not None:
         weights = str(checkpoint)
         if backbone is None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+import inspect
 import json
 import linecache
 import os
@@ -50,7 +51,8 @@ def _resolve(names: list[str]):
             if target is None:
                 break
         if target is not None:
-            return getattr(target, "__code__", None) or target.__func__.__code__
+            target = inspect.unwrap(getattr(target, "__func__", target))  # methods, @contextmanager functions
+            return target.__code__
     raise SystemExit(f"killpoint: none of {names} found")
 
 

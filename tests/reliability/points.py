@@ -32,22 +32,18 @@ ADD_POINTS = {
 BUILD_POINTS = {
     "reading-images": {"audit": "open", "match": "*/JPEGImages/*", "occurrence": 3},
     "new-index-committing": {"function": _COMMIT, "line": 'execute("COMMIT")'},
-    "swapping-in": {"after": {"audit": "os.rename", "match": "*/idx"}, "audit": "os.rename", "match": "*"},
+    "swapping-in": {"function": ["dense_retrieval.data.outputs:swap_directory"], "line": "_RENAME_EXCHANGE"},
     "old-index-removing": {"audit": "shutil.rmtree", "match": "*idx*"},
 }
 
 # `davis propagate` of the synthetic set (sequences synth-00-..., synth-01-...) into a folder "res"
 DAVIS_POINTS = {
     "first-sequence-masks": {"audit": "open", "match": "*/res/.synth-00-*.tmp/*", "occurrence": 3},
-    "first-sequence-renamed": {
-        "after": {"audit": "os.rename", "match": "*/res/.synth-00-*.tmp"},
-        "audit": "os.rename",
-        "match": "*propagation.json*",
-    },
+    "first-sequence-swapped": {"function": ["dense_retrieval.data.atomic:atomic_directory"], "line": "then()"},
     "between-sequences": {
-        "after": {"audit": "os.rename", "match": "*/res/.synth-00-*.tmp"},
-        "audit": "open",
-        "match": "*/JPEGImages/480p/synth-01-*",
+        "function": ["dense_retrieval.vos.davis_run:_propagate_locked"],
+        "line": ": propagating",
+        "occurrence": 2,
     },
     "second-sequence-masks": {"audit": "open", "match": "*/res/.synth-01-*.tmp/*", "occurrence": 3},
 }

@@ -96,6 +96,9 @@ class SegmentIndex:
                 f"invalid FAISS factory string {factory!r}: {faiss_message(error)}",
                 hint="e.g. 'Flat', 'IVF256,Flat', 'IVF1024,PQ64', 'HNSW32'",
             ) from None
+        with contextlib.suppress(RuntimeError):
+            if faiss.extract_index_ivf(faiss_index).nlist < 1:
+                raise InputError(f"FAISS factory {factory!r} has no inverted lists", hint="e.g. 'IVF256,Flat'")
         (path / FAISS_DIR).mkdir(parents=True, exist_ok=True)
         lock = acquire_writer_lock(path)
         file_name = faiss_name(0)
