@@ -1,4 +1,4 @@
-"""The one guarded way to write, replace and delete outputs (docs/architecture.md, house rules 6 and 12).
+"""The one guarded way to write, replace and delete outputs (docs/architecture.md, house rules 6 and 15).
 
 Every command that writes checks its outputs against its inputs before any work, and every path the
 toolkit deletes or replaces goes through here:
