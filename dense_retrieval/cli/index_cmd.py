@@ -136,7 +136,10 @@ def add(
     start_output(json_output)
     paths = collect_images(images)
     check_output(
-        index, [*images, *_proposal_inputs(gt_root, coco, saliency), *([checkpoint] if checkpoint else [])], "dir"
+        index,
+        [*images, *_proposal_inputs(gt_root, coco, saliency), *([checkpoint] if checkpoint else [])],
+        "dir",
+        "index",
     )
     config = proposal_config(
         proposals, min_area, clusters, superpixels, gt_root, gt_kind, coco, saliency, saliency_threshold
