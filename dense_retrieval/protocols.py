@@ -2,14 +2,18 @@
 
 A protocol says how features are taken (which layer, output stride and how it is reached, L2
 normalisation, input resizing) and what is done with them (the propagation settings, or the VOC
-retrieval settings). Commands and the library start from these presets; every CLI option overrides
-one field. Adding a protocol means adding one named :class:`Protocol` to :data:`PROTOCOLS`.
+retrieval settings). Vision transformers have no output stride to choose (patch tokens come at stride
+= patch size) and may have a feature side of their own (:meth:`Protocol.features_for`): DINO's resizes
+frames to a short side of 480 with the long side floored to a multiple of 64. Commands and the library
+start from these presets; every CLI option overrides one field. Adding a protocol means adding one named
+:class:`Protocol` to :data:`PROTOCOLS`.
 
 Nothing here imports torch: the CLI reads its defaults from this module while printing ``--help``.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 from .backbone.config import BackboneConfig, FeatureConfig
@@ -29,7 +33,8 @@ class FeatureProtocol:
         output_stride: 8, 16 or 32; None keeps the layer's natural stride.
         stride_mode: ``"remove"`` (CRW: strides set to 1, no dilation) or ``"dilate"`` (DeepLab).
         l2_normalize: L2-normalise every feature vector over channels.
-        resize: the input resize policy (``native``, ``short:N``, ``fixed:HxW``).
+        resize: the input resize policy (``native``, ``short:N``, ``short:N/M``, ``fixed:HxW``); for a ViT
+            both sides are then floored to a multiple of the patch size.
         interpolation: image resampling when resizing.
     """
 
@@ -76,6 +81,8 @@ class Protocol:
     Attributes:
         name: what users type (``--preset crw``).
         features: how features are taken.
+        vit_features: how a vision transformer's features are taken, when the protocol says so (DINO);
+            None: :attr:`features` without its output stride.
         propagation: label propagation settings (video protocols).
         voc: segment retrieval settings (VOC protocols).
         source: the paper and code the protocol follows.
@@ -86,9 +93,27 @@ class Protocol:
     propagation: propagation.PropagationConfig | None = None
     voc: VocProtocol | None = None
     source: str = ""
+    vit_features: FeatureProtocol | None = None
 
     def replace(self, **changes: object) -> Protocol:
         return replace(self, **changes)
+
+    def features_for(self, architecture: str) -> FeatureProtocol:
+        """The feature side of this protocol for ``architecture``.
+
+        CNNs get :attr:`features`. A ViT gets :attr:`vit_features` (or :attr:`features`) without an output
+        stride; a ``short:N/M`` resize whose ``M`` is not a multiple of the patch size (DINO's 64 with
+        14-pixel patches) floors the long side to a multiple of the patch size instead.
+        """
+        spec = get_spec(architecture)
+        if spec.transformer is None:
+            return self.features
+        chosen = replace(self.vit_features or self.features, output_stride=None)
+        floor = re.fullmatch(r"short:(\d+)/(\d+)", chosen.resize)
+        patch = spec.transformer.patch_size
+        if floor and int(floor.group(2)) % patch:
+            chosen = replace(chosen, resize=f"short:{floor.group(1)}/{patch}")
+        return chosen
 
 
 _PROPAGATION_FEATURES = FeatureProtocol(output_stride=8, stride_mode="remove", l2_normalize=True, resize="native")
@@ -106,9 +131,14 @@ DINO = Protocol(
     "dino",
     _PROPAGATION_FEATURES,
     propagation=propagation.DINO,
-    source="Caron et al., ICCV 2021 (facebookresearch/dino eval_video_segmentation.py)",
+    source="Caron et al., ICCV 2021 (facebookresearch/dino eval_video_segmentation.py): ViT features of the last "
+    "block after the final norm, L2-normalised, frames resized to short side 480 with the long side floored to a "
+    "multiple of 64 (bilinear)",
+    vit_features=FeatureProtocol(l2_normalize=True, resize="short:480/64", interpolation="bilinear"),
 )
-"""DINO's propagation settings on the same features as CRW (CNN backbones)."""
+"""DINO's protocol. ViTs: the last block's patch tokens, L2, short side 480 and the long side floored to a
+multiple of 64 (854 -> 832, 910 -> 896; /14 models: to a multiple of 14, 480x854 -> 476x854). CNNs: DINO's
+propagation settings on the same features as CRW (layer3 at stride 8, native frames)."""
 
 MASKCONTRAST = Protocol(
     "maskcontrast",
@@ -129,6 +159,11 @@ SEGMENT_INDEX = Protocol(
 
 PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (CRW, DINO, MASKCONTRAST, SEGMENT_INDEX)}
 PROPAGATION_PROTOCOLS: tuple[str, ...] = tuple(name for name, p in PROTOCOLS.items() if p.propagation is not None)
+
+
+def default_propagation_protocol(architecture: str) -> Protocol:
+    """The propagation protocol used when none is named: DINO's for a ViT, CRW's (the paper's) otherwise."""
+    return DINO if get_spec(architecture).transformer is not None else CRW
 
 
 def get_protocol(name: str) -> Protocol:

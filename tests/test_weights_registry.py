@@ -33,7 +33,7 @@ PAPER_DRIVE_IDS = {
 @pytest.mark.parametrize("entry", list(REGISTRY.values()), ids=list(REGISTRY))
 def test_entry_is_consistent(entry: WeightsEntry):
     assert entry.architecture in ARCHITECTURE_NAMES
-    assert entry.checkpoint_format in {"moco", "torchvision"}
+    assert entry.checkpoint_format in {"moco", "torchvision", "backbone", "dinov2", "mocov3"}
     assert entry.source and entry.file_name and entry.notes
     assert (entry.url is None) == entry.is_embedded
     assert entry.url is None or entry.url.startswith("https://")
@@ -44,6 +44,22 @@ def test_entry_is_consistent(entry: WeightsEntry):
         assert entry.sha256 is None or entry.sha256.startswith(entry.sha256_prefix)
     assert len(entry.transform["mean"]) == 3 and len(entry.transform["std"]) == 3
     assert entry.transform["color"] == "RGB"
+
+
+def test_public_vit_files():
+    """URLs and names as published by facebookresearch/dino, dinov2 (hub/backbones.py) and moco-v3 (CONFIG.md)."""
+    dino = get_entry("dino-vits16")
+    assert dino.url == "https://dl.fbaipublicfiles.com/dino/dino_deitsmall16_pretrain/dino_deitsmall16_pretrain.pth"
+    assert (dino.architecture, dino.checkpoint_format) == ("vit_small_patch16", "backbone") and "61.8" in dino.notes
+    assert get_entry("dino-vitb8").url.endswith("dino_vitbase8_pretrain/dino_vitbase8_pretrain.pth")
+    reg = get_entry("dinov2-vitl14-reg4")
+    assert reg.url == "https://dl.fbaipublicfiles.com/dinov2/dinov2_vitl14/dinov2_vitl14_reg4_pretrain.pth"
+    assert (reg.architecture, reg.checkpoint_format) == ("vit_large_patch14_reg4_dinov2", "dinov2")
+    assert get_entry("dinov2-vits14").url.endswith("dinov2_vits14/dinov2_vits14_pretrain.pth")
+    moco = get_entry("mocov3-vits16-300ep")
+    assert moco.url == "https://dl.fbaipublicfiles.com/moco-v3/vit-s-300ep/vit-s-300ep.pth.tar"
+    assert (moco.architecture, moco.checkpoint_format) == ("vit_small_patch16_mocov3", "mocov3")
+    assert all(get_entry(n).sha256 is None and get_entry(n).approx_mb for n in ("dino-vits8", "dinov2-vitb14"))
 
 
 def test_paper_checkpoints_and_moco_v2():

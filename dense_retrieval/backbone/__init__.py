@@ -3,6 +3,7 @@
 specs.py     every architecture fact in one torch-free table (layers, channels, strides, heads, defaults)
 config.py    BackboneConfig and FeatureConfig: plain, checked settings (torch-free)
 networks.py  build_backbone: a truncated, stride-adjusted, frozen network (DenseBackbone)
+vit.py       vision transformers through timm: patch tokens of blocks.N as an NCHW map (ViTBody)
 features.py  FeatureExtractor: uint8 images -> FeatureMaps (NCHW + stride), streamed in batches
 weights/     the registry of known weights, safe checkpoint loading, verified downloads
 """
@@ -23,5 +24,6 @@ __getattr__, __dir__ = lazy_exports(
         "build_backbone": ".networks",
         "FeatureExtractor": ".features",
         "FeatureMaps": ".features",
+        "ViTTokens": ".vit",
     },
 )

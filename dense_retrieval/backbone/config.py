@@ -14,7 +14,7 @@ from ..errors import InputError
 from .specs import DEFAULT_ARCHITECTURE
 
 INTERPOLATIONS = ("bicubic", "bilinear")
-_RESIZE_PATTERN = re.compile(r"^(native|short:(\d+)|fixed:(\d+)x(\d+))$")
+_RESIZE_PATTERN = re.compile(r"^(native|short:(\d+)(?:/(\d+))?|fixed:(\d+)x(\d+))$")
 
 
 @dataclass(frozen=True)
@@ -39,14 +39,15 @@ class BackboneConfig:
     weights: str = "default"
 
 
-
 @dataclass(frozen=True)
 class FeatureConfig:
     """How images become network inputs and what happens to the output.
 
     Attributes:
-        resize: "native" (as is: CRW's 480p protocol), "short:N" (short side N, aspect kept) or
-            "fixed:HxW" (e.g. "fixed:512x512", MaskContrast's VOC protocol).
+        resize: "native" (as is: CRW's 480p protocol), "short:N" (short side N, aspect kept),
+            "short:N/M" (short side N, long side scaled and floored to a multiple of M: DINO's video
+            protocol is "short:480/64") or "fixed:HxW" (e.g. "fixed:512x512", MaskContrast's VOC protocol).
+            A ViT additionally needs both sides to be a multiple of its patch size: see :meth:`input_size`.
         interpolation: image resampling when resizing, "bicubic" (MaskContrast) or "bilinear".
         l2_normalize: L2-normalise every feature vector over channels (CRW does).
         batch_size: images per forward pass (consecutive images of equal size are batched).
@@ -64,7 +65,8 @@ class FeatureConfig:
     def __post_init__(self) -> None:
         if not _RESIZE_PATTERN.match(self.resize):
             raise InputError(
-                f"resize policy {self.resize!r} not understood", hint="use native, short:480 or fixed:512x512"
+                f"resize policy {self.resize!r} not understood",
+                hint="use native, short:480, short:480/64 or fixed:512x512",
             )
         if self.interpolation not in INTERPOLATIONS:
             raise InputError(f"interpolation {self.interpolation!r} not supported", hint="use bicubic or bilinear")
@@ -74,24 +76,36 @@ class FeatureConfig:
         sizes = [int(v) for v in match.groups()[1:] if v is not None]
         if any(v < 1 for v in sizes):
             raise InputError(f"resize policy {self.resize!r} asks for an empty image", hint="use sizes of 1 or more")
-        if match.group(3):
-            _check_budget(int(match.group(3)), int(match.group(4)), self.resize)
+        if match.group(4):
+            _check_budget(int(match.group(4)), int(match.group(5)), self.resize)
         elif match.group(2):
             _check_budget(int(match.group(2)), int(match.group(2)), self.resize)
 
-    def input_size(self, height: int, width: int) -> tuple[int, int]:
-        """The (H, W) fed to the network for an image of ``height`` x ``width`` (within the pixel budget)."""
+    def input_size(self, height: int, width: int, multiple: int = 1) -> tuple[int, int]:
+        """The (H, W) fed to the network for an image of ``height`` x ``width``.
+
+        Args:
+            height, width: the image size.
+            multiple: both sides are then floored to a multiple of this (at least one multiple): a ViT's
+                patch size, so that its token map covers the whole input (16 and 8 leave DINO's
+                480 x (multiple of 64) untouched; /14 turns 480x854 into 476x854). 1 for CNNs.
+        """
         match = _RESIZE_PATTERN.match(self.resize)
         assert match is not None  # validated in __post_init__
         if match.group(2):
-            short = int(match.group(2))
-            scale = short / min(height, width)
-            size = (short, max(1, round(width * scale))) if height <= width else (max(1, round(height * scale)), short)
-            _check_budget(size[0], size[1], f"{self.resize} of a {height}x{width} image")
-            return size
-        if match.group(3):
-            return int(match.group(3)), int(match.group(4))
-        return height, width
+            short, floor_to = int(match.group(2)), int(match.group(3) or 0)
+            long_side = max(height, width) * short / min(height, width)
+            # DINO (eval_video_segmentation.read_frame): int((long // 64) * 64); otherwise rounded
+            long_side = int(long_side // floor_to * floor_to) if floor_to else round(long_side)
+            size = (short, long_side) if height <= width else (long_side, short)
+        elif match.group(4):
+            size = int(match.group(4)), int(match.group(5))
+        else:
+            size = height, width
+        if multiple > 1:
+            size = tuple(max(multiple, side // multiple * multiple) for side in size)
+        _check_budget(size[0], size[1], f"{self.resize} of a {height}x{width} image")
+        return size
 
 
 def _check_budget(height: int, width: int, what: str) -> None:

@@ -96,16 +96,21 @@ class FeatureExtractor:
         """Backbone and feature configuration: what made these features (docs/architecture.md, house rule 4)."""
         return {"backbone": self.backbone.describe(), "features": asdict(self.config)}
 
+    def input_size(self, height: int, width: int) -> tuple[int, int]:
+        """The network input (H, W) for an image of ``height`` x ``width``: the resize policy, then (ViTs)
+        both sides floored to a multiple of the patch size."""
+        return self.config.input_size(height, width, self.backbone.input_multiple)
+
     def grid_size(self, height: int, width: int) -> tuple[int, int]:
         """Feature-map size (h, w) for an image of ``height`` x ``width``."""
-        in_h, in_w = self.config.input_size(height, width)
+        in_h, in_w = self.input_size(height, width)
         return -(-in_h // self.stride), -(-in_w // self.stride)
 
     def prepare(self, image: np.ndarray) -> np.ndarray:
         """Resize one uint8 [H, W, 3] RGB image to the network input size (no-op when native)."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise InputError(f"expected a uint8 [H, W, 3] RGB image, got {image.dtype} {image.shape}")
-        size = self.config.input_size(*image.shape[:2])
+        size = self.input_size(*image.shape[:2])
         if size == image.shape[:2]:
             return image
         resized = Image.fromarray(image).resize((size[1], size[0]), _PIL_RESAMPLING[self.config.interpolation])
@@ -134,7 +139,7 @@ class FeatureExtractor:
         if not images:
             raise InputError("no images to extract features from")
         features = torch.cat([maps.features for _, maps in self.stream(images, desc="")], dim=0)
-        input_size = self.config.input_size(*images[0].shape[:2])
+        input_size = self.input_size(*images[0].shape[:2])
         return FeatureMaps(features, self.stride, input_size)
 
     def stream(

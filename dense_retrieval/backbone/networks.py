@@ -9,6 +9,9 @@ Two ways to get an output stride below the layer's natural one:
 
 For every input of size H x W the feature map is ``ceil(H / stride) x ceil(W / stride)``.
 Layers after the chosen one are not built into the module, so they are never run.
+
+Vision transformers (family ``"vit"``, built by timm in :mod:`.vit`) have no strides to change: their
+layer ``blocks.N`` gives patch tokens at stride = patch size, for inputs that are a multiple of it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from torch import nn
 from ..errors import InputError
 from .config import BackboneConfig
 from .specs import OUTPUT_STRIDES, STRIDE_MODES, ArchitectureSpec, LayerInfo, get_spec
+from .vit import ViTBody, ViTTokens, create_vit
 from .weights.checkpoints import apply_state_dict, load_checkpoint
 from .weights.registry import REGISTRY, resolve_weights_path
 
@@ -32,19 +36,22 @@ class DenseBackbone(nn.Module):
     """A truncated, stride-adjusted backbone in eval mode with frozen parameters.
 
     ``forward(x)``: float [N, 3, H, W] (ImageNet-normalised RGB) -> float [N, channels, ceil(H/stride), ceil(W/stride)].
+    For a ViT, H and W must be multiples of :attr:`input_multiple` (its patch size; 1 for CNNs).
     """
 
     def __init__(
         self,
-        body: nn.Sequential,
+        body: nn.Module,
         config: BackboneConfig,
         channels: int,
         stride: int,
         weights_id: str,
         weights_sha256: str | None,
+        input_multiple: int = 1,
     ):
         super().__init__()
         self.body = body
+        self.input_multiple = input_multiple
         self.config = config
         self.channels = channels
         self.stride = stride
@@ -60,6 +67,16 @@ class DenseBackbone(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.body(images)
+
+    def tokens(self, images: torch.Tensor) -> ViTTokens:
+        """A ViT's patch map with its class and register tokens (after the final norm); see :class:`ViTTokens`.
+
+        Raises:
+            InputError: the backbone is not a vision transformer.
+        """
+        if not isinstance(self.body, ViTBody):
+            raise InputError(f"{self.config.name} has no class token", hint="use a ViT, e.g. vit_small_patch16")
+        return self.body.tokens(images)
 
     def describe(self) -> dict:
         """What made these features; recorded in every output (docs/architecture.md, house rule 4)."""
@@ -83,6 +100,8 @@ def build_backbone(config: BackboneConfig | None = None, **overrides) -> DenseBa
     spec = get_spec(config.name)
     layer = spec.layer(config.layer)
     config = replace(config, layer=layer.name)
+    if spec.transformer is not None:
+        return _build_vit(spec, layer, config)
     stride = _resolve_stride(layer, config.output_stride, config.stride_mode)
     config = replace(config, output_stride=stride)
 
@@ -93,6 +112,34 @@ def build_backbone(config: BackboneConfig | None = None, **overrides) -> DenseBa
     body = _truncate(model, spec, layer)
     _set_output_stride(body, spec, stride, config.stride_mode)
     return DenseBackbone(body, config, layer.channels, stride, weights_id, weights_sha256)
+
+
+def _build_vit(spec: ArchitectureSpec, layer: LayerInfo, config: BackboneConfig) -> DenseBackbone:
+    """A timm VisionTransformer cut after ``layer`` (``blocks.N``), its patch map at stride = patch size."""
+    vit = spec.transformer
+    assert vit is not None
+    if config.stride_mode not in STRIDE_MODES:
+        raise InputError(f"unknown stride mode {config.stride_mode!r}", hint="use 'remove' (CRW) or 'dilate' (DeepLab)")
+    if config.output_stride not in (None, vit.patch_size):
+        raise InputError(
+            f"{spec.name} gives patch tokens at stride {vit.patch_size} (its patch size); "
+            f"output stride {config.output_stride} is not available",
+            hint=f"omit --output-stride, or pass {vit.patch_size}",
+        )
+    config = replace(config, output_stride=vit.patch_size)
+    random = _is_random(config.weights)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_random_seed(config.weights))
+        model = create_vit(spec.constructor, vit.num_heads, vit.pretrain_size, initialise=random)
+    weights_id, weights_sha256 = _load_weights(model, spec, config.weights)
+    body = ViTBody(model, int(layer.name.split(".")[1]), vit.position_interpolation)
+    return DenseBackbone(
+        body, config, vit.embed_dim, vit.patch_size, weights_id, weights_sha256, input_multiple=vit.patch_size
+    )
+
+
+def _is_random(weights: str) -> bool:
+    return weights == "random" or weights.startswith("random:")
 
 
 def _resolve_stride(layer: LayerInfo, output_stride: int | None, mode: str) -> int:
@@ -117,8 +164,8 @@ def _random_seed(weights: str) -> int:
 
 
 def _load_weights(model: nn.Module, spec: ArchitectureSpec, weights: str) -> tuple[str, str | None]:
-    """Load ``weights`` into the full torchvision ``model``; returns (weights id, file sha256)."""
-    if weights == "random" or weights.startswith("random:"):
+    """Load ``weights`` into the full torchvision (or timm) ``model``; returns (weights id, file sha256)."""
+    if _is_random(weights):
         return f"random:{_random_seed(weights)}", None
     architecture = spec.name
     name = spec.default_weights if weights == "default" else weights

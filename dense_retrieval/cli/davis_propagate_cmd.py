@@ -15,7 +15,7 @@ from .options import (
     CheckpointOption,
     LayerOption,
     OutputStrideOption,
-    ResizeOption,
+    ProtocolResizeOption,
     StrideModeOption,
     WeightsOption,
 )
@@ -29,7 +29,7 @@ from .propagation_options import (
     TopkOption,
     propagation_config,
     propagation_extractor,
-    propagation_protocol,
+    propagation_setup,
 )
 
 _HELP = f"""Propagate each sequence's first-frame annotation through its frames and write the masks.
@@ -59,9 +59,9 @@ def propagate(
     layer: LayerOption = None,
     output_stride: OutputStrideOption = None,
     stride_mode: StrideModeOption = CRW.features.stride_mode,
-    resize: ResizeOption = CRW.features.resize,
+    resize: ProtocolResizeOption = None,
     l2: L2Option = CRW.features.l2_normalize,
-    preset_name: PresetOption = CRW.name,
+    preset_name: PresetOption = None,
     temperature: TemperatureOption = None,
     topk: TopkOption = None,
     radius: RadiusOption = None,
@@ -83,16 +83,16 @@ def propagate(
     from ..data.davis import DavisDataset
     from ..vos.davis_run import propagate_davis
 
-    protocol = propagation_protocol(preset_name)
+    protocol, architecture = propagation_setup(preset_name, backbone, checkpoint)
     config = propagation_config(protocol, temperature, topk, radius, context)
     dataset = DavisDataset(davis_root, year=year, split=split, resolution=resolution)
     names = [name.strip() for name in sequences.split(",") if name.strip()] if sequences else None
     extractor = propagation_extractor(
-        protocol, backbone, weights, checkpoint, layer, output_stride, stride_mode, resize, l2, batch_size, device
+        protocol, architecture, weights, checkpoint, layer, output_stride, stride_mode, resize, l2, batch_size, device
     )
     described = extractor.backbone.describe()
     info(
-        f"davis propagate: {preset_name} protocol, {described['name']} {described['layer']} stride "
+        f"davis propagate: {protocol.name} protocol, {described['name']} {described['layer']} stride "
         f"{described['stride']}, weights {described['weights']}; writing into {out}/"
     )
     summary = propagate_davis(dataset, out, extractor, config, names, overwrite=overwrite, log=info)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+from importlib import metadata
 
 import typer
 
@@ -24,12 +25,20 @@ def environment_report() -> dict:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
+        "timm": _installed("timm"),  # vision transformers; read from the metadata (importing timm takes seconds)
         "numpy": numpy.__version__,
         "faiss": getattr(faiss, "__version__", "unknown"),
         "cuda_available": torch.cuda.is_available(),
         "faiss_gpus": faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0,
         "cpu_threads": torch.get_num_threads(),
     }
+
+
+def _installed(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 @groups.root.command("env")

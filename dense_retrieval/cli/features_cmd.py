@@ -65,7 +65,9 @@ def features(
     names, frames = open_sources(inputs)
     protocol = SEGMENT_INDEX
     config = backbone_config(protocol, backbone, weights, checkpoint, layer, output_stride, stride_mode)
-    feature_config = protocol.features.features(resize=resize, l2_normalize=l2, batch_size=batch_size, device=device)
+    feature_config = protocol.features_for(config.name).features(
+        resize=resize, l2_normalize=l2, batch_size=batch_size, device=device
+    )
     extractor = make_extractor(config, feature_config)
     info(
         f"features: {len(names)} images/frames with {config.name} {extractor.backbone.config.layer}, "

@@ -85,9 +85,10 @@ def build(
         proposals, min_area, clusters, superpixels, gt_root, gt_kind, coco, saliency, saliency_threshold
     )
     protocol = SEGMENT_INDEX
+    network = backbone_config(protocol, backbone, weights, checkpoint, layer, output_stride, stride_mode)
     extractor = make_extractor(
-        backbone_config(protocol, backbone, weights, checkpoint, layer, output_stride, stride_mode),
-        protocol.features.features(resize=resize, device=device, batch_size=batch_size),
+        network,
+        protocol.features_for(network.name).features(resize=resize, device=device, batch_size=batch_size),
     )
     info(f"indexing {len(paths)} images ({proposals} proposals) into {out}")
     report = build_index(paths, out, extractor, config, pooling=pooling, factory=factory, overwrite=overwrite)

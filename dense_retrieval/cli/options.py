@@ -46,7 +46,8 @@ CheckpointOption = Annotated[
     Path | None,
     typer.Option(
         "--checkpoint",
-        help="A checkpoint file (the paper's MoCo .pth.tar, torchvision, DINO, {'model':...}); overrides --weights.",
+        help="A checkpoint file (the paper's MoCo .pth.tar, torchvision, DINO backbone or full, DINOv2, MoCo v3, "
+        "timm, {'model':...}); overrides --weights.",
         rich_help_panel=_PANEL,
     ),
 ]
@@ -54,8 +55,9 @@ LayerOption = Annotated[
     str | None,
     typer.Option(
         "--layer",
-        help=f"Feature layer by name, e.g. layer3 (= res4) or features.13 (default: {_DEFAULT_LAYERS}; "
-        "`dense-retrieval backbones` lists them all).",
+        help="Feature layer by name, e.g. layer3 (= res4), features.13, or blocks.N for a ViT (its patch tokens "
+        "after the final norm; 'last' = the last block, the default for ViTs; `dense-retrieval backbones` lists "
+        "them all).",
         rich_help_panel=_PANEL,
     ),
 ]
@@ -63,7 +65,8 @@ OutputStrideOption = Annotated[
     int | None,
     typer.Option(
         "--output-stride",
-        help=f"{', '.join(map(str, OUTPUT_STRIDES))} (default: the protocol's; else the layer's natural stride).",
+        help=f"{', '.join(map(str, OUTPUT_STRIDES))} (default: the protocol's; else the layer's natural stride). "
+        "Not for ViTs: their patch tokens come at stride = patch size.",
         rich_help_panel=_PANEL,
     ),
 ]
@@ -76,9 +79,18 @@ StrideModeOption = Annotated[
         rich_help_panel=_PANEL,
     ),
 ]
-ResizeOption = Annotated[
-    str,
-    typer.Option("--resize", help="'native', 'short:N' (short side N) or 'fixed:HxW'.", rich_help_panel=_PANEL),
+_RESIZE_HELP = (
+    "'native', 'short:N' (short side N), 'short:N/M' (short side N, long side floored to a multiple of M: DINO's "
+    "short:480/64) or 'fixed:HxW'. ViT inputs are then floored to a multiple of the patch size."
+)
+ResizeOption = Annotated[str, typer.Option("--resize", help=_RESIZE_HELP, rich_help_panel=_PANEL)]
+ProtocolResizeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--resize",
+        help=_RESIZE_HELP + " Default: the protocol's (native; short:480/64 for a ViT under dino).",
+        rich_help_panel=_PANEL,
+    ),
 ]
 
 
@@ -92,15 +104,22 @@ def backbone_config(
     stride_mode: str | None,
 ) -> BackboneConfig:
     """The protocol's BackboneConfig with the given options; --checkpoint without --backbone detects the network."""
-    if output_stride is not None and output_stride not in (8, 16, 32):
+    if output_stride is not None and output_stride < 1:  # 0 would silently mean "the layer's natural stride"
         from ..errors import InputError
 
-        raise InputError(f"--output-stride {output_stride} is not 8, 16 or 32", hint="e.g. --output-stride 8")
+        raise InputError(f"--output-stride {output_stride} is not a stride", hint="e.g. --output-stride 8")
+    architecture = resolve_architecture(backbone, checkpoint)
     if checkpoint is not None:
         weights = str(checkpoint)
-        if backbone is None:
-            backbone = _detect_architecture(checkpoint)
-    return protocol.features.backbone(backbone or DEFAULT_ARCHITECTURE, weights, layer, output_stride, stride_mode)
+    features = protocol.features_for(architecture)
+    return features.backbone(architecture, weights, layer, output_stride, stride_mode)
+
+
+def resolve_architecture(backbone: str | None, checkpoint: Path | None) -> str:
+    """--backbone, else the architecture detected in --checkpoint, else the default (MobileNetV2, offline)."""
+    if backbone is None and checkpoint is not None:
+        backbone = _detect_architecture(checkpoint)
+    return backbone or DEFAULT_ARCHITECTURE
 
 
 def make_extractor(config: BackboneConfig, features: FeatureConfig) -> FeatureExtractor:

@@ -1,9 +1,10 @@
 """Options shared by `davis propagate` and `video propagate`: the protocol and its overrides.
 
 Backbone rule (documented in both commands' --help): --checkpoint or --backbone choose the network;
-with neither, the embedded ImageNet MobileNetV2 runs offline. The protocol (--preset) gives the rest:
-the architecture's default layer, output stride 8 by stride removal, L2-normalised features, native
-frames (:mod:`dense_retrieval.protocols`); every option below overrides one field.
+with neither, the embedded ImageNet MobileNetV2 runs offline. The protocol (--preset; default crw, or
+dino for a vision transformer) gives the rest: the architecture's default layer, output stride 8 by
+stride removal (CNNs), L2-normalised features, native frames (ViTs under dino: short side 480, long
+side floored to a multiple of 64) (:mod:`dense_retrieval.protocols`); every option below overrides one field.
 """
 
 from __future__ import annotations
@@ -16,30 +17,34 @@ import typer
 
 from ..backbone.specs import ARCHITECTURES, DEFAULT_ARCHITECTURE
 from ..errors import InputError
-from ..protocols import CRW, PROPAGATION_PROTOCOLS, Protocol, get_protocol
-from .options import backbone_config, make_extractor
+from ..protocols import CRW, DINO, PROPAGATION_PROTOCOLS, Protocol, default_propagation_protocol, get_protocol
+from .options import backbone_config, make_extractor, resolve_architecture
 
 if TYPE_CHECKING:  # torch is imported only when a command runs, so --help stays fast
     from ..backbone.features import FeatureExtractor
     from ..propagation.config import PropagationConfig
 
 _PANEL = "Propagation"
-_LAYERS = ", ".join(f"{spec.default_layer} for {name}" for name, spec in ARCHITECTURES.items())
+_LAYERS = ", ".join(f"{spec.default_layer} for {name}" for name, spec in ARCHITECTURES.items() if not spec.is_vit)
 
 BACKBONE_RULE = (
     "Backbone: --checkpoint FILE (architecture detected, e.g. the paper's MoCo ResNet-50) or --backbone NAME "
-    f"with --weights; with neither, the embedded ImageNet {DEFAULT_ARCHITECTURE} (offline). Layer: {_LAYERS}; "
-    f"output stride {CRW.features.output_stride} by stride removal; L2-normalised features; frames at native "
-    "size. The paper's protocol is --backbone resnet50 (weights downloaded first: `dense-retrieval checkpoints "
-    "download resnet50-imagenet`) or --checkpoint <paper .pth.tar>."
+    f"with --weights; with neither, the embedded ImageNet {DEFAULT_ARCHITECTURE} (offline). Layer: {_LAYERS}, "
+    f"the last block for ViTs; output stride {CRW.features.output_stride} by stride removal; L2-normalised "
+    "features; frames at native size. Vision transformers (e.g. --backbone vit_small_patch16, --checkpoint "
+    "dino_deitsmall16_pretrain.pth) run the dino protocol by default: the last block's patch tokens, frames "
+    f"resized by {DINO.vit_features.resize} (short side 480, long side floored to a multiple of 64). The paper's "
+    "protocol is --backbone resnet50 (weights downloaded first: `dense-retrieval checkpoints download "
+    "resnet50-imagenet`) or --checkpoint <paper .pth.tar>."
 )
 
 PresetOption = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--preset",
-        help=f"Protocol: {', '.join(PROPAGATION_PROTOCOLS)}. crw: first frame + 20 previous, top-10, T=0.05, "
-        "radius 12 (Jabri et al. 2020, the paper's); dino: first frame + 7 previous, top-5, T=0.1, square window 12.",
+        help=f"Protocol: {', '.join(PROPAGATION_PROTOCOLS)} (default: crw; dino for a ViT). crw: first frame + 20 "
+        "previous, top-10, T=0.05, radius 12 (Jabri et al. 2020, the paper's); dino: first frame + 7 previous, "
+        "top-5, T=0.1, square window 12 (Caron et al. 2021).",
         rich_help_panel=_PANEL,
     ),
 ]
@@ -64,12 +69,17 @@ L2Option = Annotated[
 ]
 
 
+def propagation_setup(name: str | None, backbone: str | None, checkpoint: Path | None) -> tuple[Protocol, str]:
+    """(protocol, architecture): ``name``, or DINO's for a ViT and CRW's otherwise; the network of the backbone rule."""
+    architecture = resolve_architecture(backbone, checkpoint)
+    protocol = propagation_protocol(name) if name else default_propagation_protocol(architecture)
+    return protocol, architecture
+
+
 def propagation_protocol(name: str) -> Protocol:
     """The propagation protocol called ``name`` (``crw`` or ``dino``)."""
     if name.lower() not in PROPAGATION_PROTOCOLS:
-        raise InputError(
-            f"unknown propagation preset {name!r}", hint=f"use one of {', '.join(PROPAGATION_PROTOCOLS)}"
-        )
+        raise InputError(f"unknown propagation preset {name!r}", hint=f"use one of {', '.join(PROPAGATION_PROTOCOLS)}")
     return get_protocol(name)
 
 
@@ -101,12 +111,13 @@ def propagation_extractor(
     layer: str | None,
     output_stride: int | None,
     stride_mode: str,
-    resize: str,
+    resize: str | None,
     l2: bool,
     batch_size: int,
     device: str,
 ) -> FeatureExtractor:
-    """A feature extractor following the backbone rule above."""
+    """A feature extractor following the backbone rule above (``resize`` None: the protocol's)."""
     config = backbone_config(protocol, backbone, weights, checkpoint, layer, output_stride, stride_mode)
-    features = protocol.features.features(resize=resize, l2_normalize=l2, batch_size=batch_size, device=device)
+    side = protocol.features_for(config.name)
+    features = side.features(resize=resize, l2_normalize=l2, batch_size=batch_size, device=device)
     return make_extractor(config, features)

@@ -83,9 +83,12 @@ def eval_voc(
     config = proposal_config(
         proposals, min_area, clusters, superpixels, saliency=saliency, saliency_threshold=saliency_threshold
     )
+    network = backbone_config(MASKCONTRAST, backbone, weights, checkpoint, layer, output_stride, stride_mode)
     extractor = make_extractor(
-        backbone_config(MASKCONTRAST, backbone, weights, checkpoint, layer, output_stride, stride_mode),
-        MASKCONTRAST.features.features(resize=f"fixed:{size}x{size}", device=device, batch_size=batch_size),
+        network,
+        MASKCONTRAST.features_for(network.name).features(
+            resize=f"fixed:{size}x{size}", device=device, batch_size=batch_size
+        ),
     )
     info(f"VOC retrieval: {voc_root}, {proposals} proposals, {size}x{size}, top-{top_k}")
     report = evaluate_voc(voc_root, extractor, config, protocol)

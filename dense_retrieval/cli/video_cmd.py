@@ -18,7 +18,7 @@ from .options import (
     CheckpointOption,
     LayerOption,
     OutputStrideOption,
-    ResizeOption,
+    ProtocolResizeOption,
     StrideModeOption,
     WeightsOption,
 )
@@ -32,7 +32,7 @@ from .propagation_options import (
     TopkOption,
     propagation_config,
     propagation_extractor,
-    propagation_protocol,
+    propagation_setup,
 )
 
 _VIDEO_OVERLAY = (".mp4",)
@@ -77,9 +77,9 @@ def propagate(
     layer: LayerOption = None,
     output_stride: OutputStrideOption = None,
     stride_mode: StrideModeOption = CRW.features.stride_mode,
-    resize: ResizeOption = CRW.features.resize,
+    resize: ProtocolResizeOption = None,
     l2: L2Option = CRW.features.l2_normalize,
-    preset_name: PresetOption = CRW.name,
+    preset_name: PresetOption = None,
     temperature: TemperatureOption = None,
     topk: TopkOption = None,
     radius: RadiusOption = None,
@@ -97,7 +97,7 @@ def propagate(
     from ..vos.frames import check_first_mask
     from ..vos.video_run import write_propagation
 
-    protocol = propagation_protocol(preset_name)
+    protocol, architecture = propagation_setup(preset_name, backbone, checkpoint)
     config = propagation_config(protocol, temperature, topk, radius, context)
     if overlay is not None and overlay.suffix.lower() not in _VIDEO_OVERLAY + _IMAGE_OVERLAY:
         raise InputError(f"--overlay {overlay} must end in .mp4, .png or .jpg", hint="e.g. --overlay overlay.mp4")
@@ -116,12 +116,12 @@ def propagate(
         first = (first == 255).astype(np.uint8)  # a 0/255 mask is one object
     num_labels = check_first_mask(first, video.info.size, f"mask {mask}")
     extractor = propagation_extractor(
-        protocol, backbone, weights, checkpoint, layer, output_stride, stride_mode, resize, l2, batch_size, device
+        protocol, architecture, weights, checkpoint, layer, output_stride, stride_mode, resize, l2, batch_size, device
     )
     described = extractor.backbone.describe()
     info(
         f"video propagate: {len(video)} frames of {video.info.size[1]}x{video.info.size[0]}, {num_labels - 1} "
-        f"object(s); {preset_name} protocol, {described['name']} {described['layer']} stride {described['stride']}"
+        f"object(s); {protocol.name} protocol, {described['name']} {described['layer']} stride {described['stride']}"
     )
     start = time.perf_counter()
     report = write_propagation(video, first, num_labels, extractor, config, out, overlay, every, _STRIP_FRAMES)

