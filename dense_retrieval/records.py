@@ -187,7 +187,8 @@ def check_index_meta(meta: Any, source: str) -> dict[str, Any]:
     """
     if not isinstance(meta, Mapping):
         raise DataFormatError(f"{source}: the index metadata is not a table of values")
-    RunRecord.from_dict(meta.get("config"), f"{source} (config)")
+    if not isinstance(meta.get("config"), Mapping):
+        raise DataFormatError(f"{source}: metadata 'config' is not a run record object")
     checks = {
         "factory": lambda v: isinstance(v, str) and v != "",
         "dim": lambda v: _integer(v) and v >= 1,

@@ -174,8 +174,10 @@ def index_info(index: IndexArgument, json_output: JsonOption = False) -> None:
     if json_output:
         print_json(report)
         return
-    backbone = report["config"]["backbone"]
-    features = report["config"]["features"]
+    from ..records import RunRecord
+
+    record = RunRecord.from_dict(report["config"], f"index {index} (config)")
+    backbone, features = record.backbone, record.features
     typer.echo(f"index       {report['path']}")
     typer.echo(f"segments    {report['segments']} from {report['images']} images")
     for method, counts in report["proposals"].items():
@@ -185,7 +187,7 @@ def index_info(index: IndexArgument, json_output: JsonOption = False) -> None:
         f"backbone    {backbone['name']} {backbone['layer']} stride {backbone['stride']} ({backbone['stride_mode']}), "
         f"weights {backbone['weights']}"
     )
-    typer.echo(f"features    resize {features['resize']}, pooling {report['config']['pooling']}")
+    typer.echo(f"features    resize {features['resize']}, pooling {record.settings.get('pooling')}")
 
 
 def _proposal_inputs(*paths: Path | None) -> list[Path]:

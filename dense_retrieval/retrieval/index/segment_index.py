@@ -51,9 +51,14 @@ from .storage import (
     ROW_COLUMNS,
     SCHEMA,
     acquire_writer_lock,
+    check_factory,
     connect,
+    count_rows,
     faiss_message,
     faiss_name,
+    gpu_copy,
+    image_indexed,
+    insert_image,
     read_committed,
     segment_from_row,
     write_faiss,
@@ -96,9 +101,7 @@ class SegmentIndex:
                 f"invalid FAISS factory string {factory!r}: {faiss_message(error)}",
                 hint="e.g. 'Flat', 'IVF256,Flat', 'IVF1024,PQ64', 'HNSW32'",
             ) from None
-        with contextlib.suppress(RuntimeError):
-            if faiss.extract_index_ivf(faiss_index).nlist < 1:
-                raise InputError(f"FAISS factory {factory!r} has no inverted lists", hint="e.g. 'IVF256,Flat'")
+        check_factory(faiss_index, factory)
         (path / FAISS_DIR).mkdir(parents=True, exist_ok=True)
         lock = acquire_writer_lock(path)
         file_name = faiss_name(0)
@@ -127,8 +130,6 @@ class SegmentIndex:
             raise InputError(f"no segment index at {path} (missing {DB_NAME})", hint="build one with `index build`")
         if not readonly:
             cls.open(path, readonly=True).close()  # check the index before a writable open touches it
-            if not os.access(path, os.W_OK) or not os.access(path / DB_NAME, os.W_OK):
-                raise InputError(f"index {path} is read-only", hint="copy it somewhere writable to add to it")
         lock = None if readonly else acquire_writer_lock(path)
         db = None
         try:
@@ -168,8 +169,7 @@ class SegmentIndex:
         return int(self._faiss.ntotal)
 
     @property
-    def trained(self) -> bool:
-        """Whether the FAISS index can take vectors (Flat always; IVF and PQ after :meth:`train`)."""
+    def trained(self) -> bool:  # Flat always; IVF and PQ after train()
         return bool(self._faiss.is_trained)
 
     @property
@@ -190,13 +190,7 @@ class SegmentIndex:
 
     def info(self) -> dict:
         """What the index holds and how it was made (for ``index info``)."""
-        # rows beyond the loaded version (committed since by another process) are not counted
-        rows = self._db.execute(
-            "SELECT method, COUNT(*), COUNT(DISTINCT image) FROM segments WHERE id < ? GROUP BY method", (self.ntotal,)
-        )
-        methods = {method: {"segments": n, "images": images} for method, n, images in rows}
-        query = "SELECT COUNT(DISTINCT image) FROM segments WHERE id < ?"
-        images = self._db.execute(query, (self.ntotal,)).fetchone()[0]
+        methods, images = count_rows(self._db, self.ntotal)
         return {
             "path": str(self.path),
             "segments": self.ntotal,
@@ -278,12 +272,9 @@ class SegmentIndex:
 
     @contextlib.contextmanager
     def batch(self, final: bool = False) -> Iterator[SegmentIndex]:
-        """Group many :meth:`add` calls into one commit (one FAISS write) at the end of the block.
+        """Group many :meth:`add` calls into one commit (one FAISS write, a commit section) at the end.
 
-        Readers keep seeing the previous version until the block ends; an exception (or a killed
-        process) inside the block leaves the previous version in place. The commit is a commit section
-        (:func:`~dense_retrieval.interrupts.commit_section`): Ctrl-C waits for it, and with ``final`` a
-        committed batch is the command's result, reported as a success whatever signal comes after.
+        Readers see the previous version until the block ends; an exception or a kill inside leaves it.
         """
         self._require_writable()
         self._in_batch = True
@@ -299,26 +290,13 @@ class SegmentIndex:
             self._in_batch = False
 
     def indexed(self, image: str | os.PathLike, sha256: str) -> bool:
-        """Whether ``image`` (absolute path as stored) with this content is already in the index.
-
-        Indexes made before contents were recorded count an image by its path alone.
-        """
-        known = self._db.execute("SELECT sha256 FROM images WHERE path = ?", (str(image),)).fetchall()
-        if known:
-            return any(row[0] == sha256 for row in known)
-        try:
-            query = "SELECT 1 FROM segments WHERE image = ? AND id < ? LIMIT 1"
-            row = self._db.execute(query, (str(image), self.ntotal))
-        except sqlite3.OperationalError:
-            return False
-        return row.fetchone() is not None
+        """Whether ``image`` (absolute path as stored) with this content is already in the index."""
+        return image_indexed(self._db, str(image), sha256, self.ntotal)
 
     def record_image(self, image: str | os.PathLike, sha256: str) -> None:
         """Remember ``image`` and its content hash; committed with the next commit."""
         self._require_writable()
-        if not self._db.in_transaction:
-            self._db.execute("BEGIN IMMEDIATE")
-        self._db.execute("INSERT OR IGNORE INTO images (path, sha256) VALUES (?, ?)", (str(image), sha256))
+        insert_image(self._db, str(image), sha256)
 
     # ----------------------------------------------------------------------------- reading
     def search(self, queries: np.ndarray, k: int = 10, params: str | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -326,7 +304,7 @@ class SegmentIndex:
 
         Args:
             queries: float32 [Q, dim] (L2-normalised: scores are cosine similarities).
-            k: neighbours per query; ids are -1 where fewer than ``k`` exist.
+            k: neighbours per query, at most the index's size; ids are -1 where fewer exist.
             params: FAISS search parameters, e.g. ``"nprobe=16"`` (IVF) or ``"efSearch=64"`` (HNSW).
 
         Returns:
@@ -337,9 +315,8 @@ class SegmentIndex:
             raise InputError(f"k must be >= 1, got {k}")
         if params:
             self.set_search_params(params)
-        k = max(1, min(k, self.ntotal))  # there are no more hits; FAISS would allocate k results per query
-        scores, ids = self._searcher().search(queries, k)
-        return scores, ids
+        k = max(1, min(k, self.ntotal))  # FAISS would allocate k results per query, whatever the index holds
+        return self._searcher().search(queries, k)
 
     def set_search_params(self, params: str) -> None:
         """Set FAISS search parameters for the following searches, e.g. ``"nprobe=16"``, ``"efSearch=64"``."""
@@ -421,13 +398,8 @@ class SegmentIndex:
 
     def _searcher(self) -> faiss.Index:
         """The index to search: a GPU copy when faiss has GPUs and the factory supports it."""
-        if not hasattr(faiss, "index_cpu_to_all_gpus") or faiss.get_num_gpus() == 0:
-            return self._faiss
         if self._gpu is None:
-            try:
-                self._gpu = faiss.index_cpu_to_all_gpus(self._faiss)
-            except RuntimeError:  # e.g. HNSW has no GPU version
-                self._gpu = self._faiss
+            self._gpu = gpu_copy(self._faiss)
         return self._gpu
 
     def _check_vectors(self, vectors: np.ndarray) -> np.ndarray:

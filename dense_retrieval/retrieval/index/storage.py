@@ -114,6 +114,54 @@ def acquire_writer_lock(path: Path) -> Any:
     return handle
 
 
+def count_rows(db: sqlite3.Connection, ntotal: int) -> tuple[dict, int]:
+    """Segments and images per proposal method, and distinct images, of the first ``ntotal`` rows (rows beyond
+    the loaded version, committed since by another process, are not counted)."""
+    rows = db.execute(
+        "SELECT method, COUNT(*), COUNT(DISTINCT image) FROM segments WHERE id < ? GROUP BY method", (ntotal,)
+    )
+    methods = {method: {"segments": n, "images": images} for method, n, images in rows}
+    images = db.execute("SELECT COUNT(DISTINCT image) FROM segments WHERE id < ?", (ntotal,)).fetchone()[0]
+    return methods, images
+
+
+def check_factory(index: faiss.Index, factory: str) -> None:
+    """Refuse factories FAISS accepts but cannot use (an IVF without lists)."""
+    try:
+        lists = faiss.extract_index_ivf(index).nlist
+    except RuntimeError:  # not an IVF index
+        return
+    if lists < 1:
+        raise InputError(f"FAISS factory {factory!r} has no inverted lists", hint="e.g. 'IVF256,Flat'")
+
+
+def image_indexed(db: sqlite3.Connection, image: str, sha256: str, ntotal: int) -> bool:
+    """Whether the index holds ``image`` with content ``sha256``; indexes made before contents were recorded
+    (no ``images`` row for the path) count an image by its path alone."""
+    known = db.execute("SELECT sha256 FROM images WHERE path = ?", (image,)).fetchall()
+    if known:
+        return any(row[0] == sha256 for row in known)
+    query = "SELECT 1 FROM segments WHERE image = ? AND id < ? LIMIT 1"
+    return db.execute(query, (image, ntotal)).fetchone() is not None
+
+
+def gpu_copy(index: faiss.Index) -> faiss.Index:
+    """A GPU copy of ``index`` when faiss has GPUs and the factory supports it, else ``index`` itself."""
+    if not hasattr(faiss, "index_cpu_to_all_gpus") or faiss.get_num_gpus() == 0:
+        return index
+    try:
+        return faiss.index_cpu_to_all_gpus(index)
+    except RuntimeError:  # e.g. HNSW has no GPU version
+        return index
+
+
+def insert_image(db: sqlite3.Connection, image: str, sha256: str) -> None:
+    """Record an indexed image in the open write transaction (started here if none is)."""
+    if not db.in_transaction:
+        db.execute("BEGIN IMMEDIATE")
+    db.execute("INSERT OR IGNORE INTO images (path, sha256) VALUES (?, ?)", (image, sha256))
+
+
 def segment_from_row(row: tuple) -> Segment:
     segment_id, image, method, height, width, counts, x, y, w, h, area, label = row
     return Segment(
