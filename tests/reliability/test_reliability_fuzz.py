@@ -311,7 +311,7 @@ def tensors(draw):
     array = np.asarray(values, dtype=np.float32).reshape(shape)
     if dtype in ("int64", "uint8", "bool"):
         array = np.nan_to_num(array, nan=0, posinf=1, neginf=0).clip(0, 200)
-    return torch.from_numpy(array.astype(dtype))
+    return torch.from_numpy(np.array(array, dtype=dtype, ndmin=1).reshape(shape))
 
 
 KEYS = st.one_of(
