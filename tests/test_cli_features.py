@@ -59,7 +59,9 @@ def test_missing_input_and_unknown_layer(run_cli, tmp_path):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "a.png").write_bytes(b"")
     # the output lies outside the input folder (an output inside an input is refused before any work)
-    result = run_cli("features", tmp_path / "in", "--out", tmp_path / "f.npz", "--layer", "layer9", *RANDOM)
+    result = run_cli(
+        "features", tmp_path / "in", "--out", tmp_path / "f.npz", "--layer", "layer9", "--weights", "random"
+    )
     assert result.exit_code == 2 and "no layer 'layer9'" in result.stderr
 
 
