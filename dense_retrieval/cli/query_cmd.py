@@ -78,6 +78,12 @@ def query(
     from ..retrieval.queries import query_segment, render_gallery
 
     start_output(json_output)
+    if gallery is not None:
+        from ..data.outputs import check_output
+
+        check_output(
+            gallery, [p for p in (index, image, mask, coco, saliency, gt_root) if p is not None], "file", "--gallery"
+        )
     given = [
         name
         for name, value in (
