@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from . import groups
-from .common import BatchSizeOption, DeviceOption, JsonOption, info, json_default, print_json, start_output
+from .common import BatchSizeOption, DeviceOption, JsonOption, json_default, note, print_json, start_output
 from .options import CheckpointOption
 from .proposal_options import (
     ClustersOption,
@@ -170,7 +170,7 @@ def _answer_batch(
             sys.stdout.write(json.dumps(answer, default=json_default) + "\n")
             sys.stdout.flush()
     if failed:
-        info(f"{failed} of {len(specs)} queries failed (their lines hold the error)")
+        note(f"{failed} of {len(specs)} queries failed (their lines hold the error)")
         raise typer.Exit(1)
 
 
