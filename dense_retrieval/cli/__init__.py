@@ -38,6 +38,7 @@ _COMMAND_MODULES = [
     "retrieval_cmd",
     "checkpoints_cmd",
     "synth_cmd",
+    "pretrain_cmd",
 ]
 
 for _name in _COMMAND_MODULES:
