@@ -14,7 +14,6 @@ steps as a run that was never interrupted.
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import sys
@@ -23,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -34,10 +32,9 @@ from .checkpoint import build_payload, load_training_checkpoint, model_state, re
 from .config import PretrainConfig
 from .dataset import EpochSampler, MultiCropDataset
 from .distributed import DistEnv, init_distributed
-from .encoder import build_encoder
-from .moco import MoCo, StepOutput
 from .run_folder import RunFolder
 from .source import scan_sources
+from .step import build_training_model, cosine_lr, forward_backward, step_seed
 
 DEFAULT_WORKERS = 2
 
@@ -99,37 +96,6 @@ def run_pretraining(
         distributed.shutdown()
 
 
-def step_seed(seed: int, step: int) -> int:
-    """The shuffle-BN seed of global step ``step``."""
-    return int(np.random.SeedSequence([seed, step, 0, 1]).generate_state(1)[0])
-
-
-def cosine_lr(config: PretrainConfig, epoch: int) -> float:
-    """The paper's schedule: the scaled peak lr times ``(1 + cos(pi * epoch / epochs)) / 2``."""
-    return config.scaled_lr() * 0.5 * (1.0 + math.cos(math.pi * epoch / config.epochs))
-
-
-def forward_backward(
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    large: torch.Tensor,
-    small: torch.Tensor,
-    shuffle_seed: int,
-    nn_weight: float,
-    scaler: torch.amp.GradScaler | None = None,
-    amp_dtype: torch.dtype | None = None,
-) -> StepOutput:
-    """Zero the gradients, run the forward pass of ``model`` (MoCo or its DDP wrapper), backward.
-
-    The caller steps the optimizer (``scaler.step(optimizer)`` under float16 AMP).
-    """
-    optimizer.zero_grad(set_to_none=True)
-    with torch.autocast(device_type=large.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-        output = model(large, small, shuffle_seed, nn_weight)
-    (scaler.scale(output.loss) if scaler is not None else output.loss).backward()
-    return output
-
-
 class _Run:
     def __init__(self, data, config: PretrainConfig, options: RunOptions, env: DistEnv, log: Callable[[str], None]):
         self.config, self.options, self.env = config, options, env
@@ -178,28 +144,11 @@ class _Run:
         self.evaluations: list[dict] = []
 
     def _build_model(self) -> None:
-        config, env, options = self.config, self.env, self.options
-        encoder, self.init_record = build_encoder(config.arch, config.dim, config.weights, config.seed)
-        self.model = MoCo(config, encoder, self.bn_splits).to(env.device)
-        cuda = env.device.type == "cuda"
-        if cuda and options.channels_last:
-            self.model.to(memory_format=torch.channels_last)
-            self.model.channels_last = True
-        self.amp_dtype = None
-        if cuda and options.amp:
-            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
-        self.optimizer = torch.optim.SGD(
-            self.model.parameters(),
-            lr=config.scaled_lr(),
-            momentum=config.sgd_momentum,
-            weight_decay=config.weight_decay,
+        built = build_training_model(
+            self.config, self.env, self.bn_splits, self.options.amp, self.options.channels_last
         )
-        self.network = self.model
-        if env.distributed:
-            self.network = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[env.device.index] if cuda else None, broadcast_buffers=False
-            )
+        self.model, self.network, self.optimizer = built.model, built.network, built.optimizer
+        self.scaler, self.amp_dtype, self.init_record = built.scaler, built.amp_dtype, built.init
 
     def _resume(self) -> None:
         payload = load_training_checkpoint(self.folder.checkpoint)
