@@ -190,16 +190,16 @@ class _Run:
                 tick = now
                 images += config.batch_size
                 meters.add(metrics)
+                at_epoch_end = self.step_in_epoch == self.steps_per_epoch
+                if options.max_steps and self.global_step >= options.max_steps:
+                    stopped = True
+                if not at_epoch_end and (stopped or _due(self.global_step, options.checkpoint_every)):
+                    self._save()  # before the log line: a logged step that was due is on disk
                 if self.env.is_main:
                     self.folder.append_log({"event": "step", **metrics})
                 if bar is not None:
                     bar.set_postfix(loss=f"{metrics['loss']:.3f}", img_s=metrics["images_per_s"])
                     bar.update()
-                at_epoch_end = self.step_in_epoch == self.steps_per_epoch
-                if options.max_steps and self.global_step >= options.max_steps:
-                    stopped = True
-                if not at_epoch_end and (stopped or _due(self.global_step, options.checkpoint_every)):
-                    self._save()
                 if stopped:
                     break
             if bar is not None:
