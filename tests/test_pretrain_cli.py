@@ -129,7 +129,7 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(tmp_path):
 
     killed = tmp_path / "killed"
     process = subprocess.Popen(
-        _cli(*recipe, "--out", killed),
+        _cli(*recipe, "--out", killed, "--checkpoint-every", "1"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=_env(),
