@@ -1,6 +1,6 @@
 """Progress bars on stderr, silent unless a person is watching.
 
-Rule (DESIGN.md, house rule 7): progress goes to stderr and is shown only when stdout and
+Rule (docs/architecture.md, house rule 7): progress goes to stderr and is shown only when stdout and
 stderr are terminals and ``--json`` is not set. The CLI calls :func:`set_enabled`; library
 code wraps long loops in :func:`track`.
 """

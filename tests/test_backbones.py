@@ -4,17 +4,20 @@ import pytest
 import torch
 import torchvision
 
-from dense_retrieval.backbones import BACKBONE_NAMES, BackboneConfig, available_layers, build_backbone
+from dense_retrieval.backbone.config import BackboneConfig
+from dense_retrieval.backbone.networks import build_backbone
+from dense_retrieval.backbone.specs import ARCHITECTURE_NAMES, ARCHITECTURES
 from dense_retrieval.errors import InputError
 
 H, W = 67, 101  # odd sizes exercise the ceil arithmetic
+CNNS = [name for name in ARCHITECTURE_NAMES if not ARCHITECTURES[name].is_vit]  # ViTs: tests/test_vit.py
 
 
-@pytest.mark.parametrize("name", BACKBONE_NAMES)
+@pytest.mark.parametrize("name", CNNS)
 @pytest.mark.parametrize("output_stride", [8, 16, 32])
 @pytest.mark.parametrize("mode", ["remove", "dilate"])
 def test_feature_map_size_is_ceil_of_input_over_stride(name, output_stride, mode):
-    deepest = available_layers(name)[-1].name
+    deepest = ARCHITECTURES[name].layers[-1].name
     backbone = build_backbone(name=name, layer=deepest, output_stride=output_stride, stride_mode=mode, weights="random")
     assert backbone.stride == output_stride
     with torch.inference_mode():
@@ -22,14 +25,20 @@ def test_feature_map_size_is_ceil_of_input_over_stride(name, output_stride, mode
     assert tuple(out.shape) == (1, backbone.channels, math.ceil(H / output_stride), math.ceil(W / output_stride))
 
 
-@pytest.mark.parametrize("name", BACKBONE_NAMES)
+@pytest.mark.parametrize("name", ARCHITECTURE_NAMES)
 def test_every_layer_reports_its_channels_and_natural_stride(name):
-    for info in available_layers(name):
-        backbone = build_backbone(name=name, layer=info.name, weights="random")
+    spec = ARCHITECTURES[name]
+    # ViTs: shapes on the meta device (no init cost), first and last block (the others are the same module)
+    device = torch.device("meta") if spec.is_vit else torch.device("cpu")
+    layers = (spec.layers[0], spec.layers[-1]) if spec.is_vit else spec.layers
+    height, width = 64 // spec.input_multiple * spec.input_multiple, 96 // spec.input_multiple * spec.input_multiple
+    for info in layers:
+        with device:
+            backbone = build_backbone(name=name, layer=info.name, weights="random")
         with torch.inference_mode():
-            out = backbone(torch.zeros(1, 3, 64, 96))
+            out = backbone(torch.zeros(1, 3, height, width, device=device))
         assert out.shape[1] == info.channels == backbone.channels
-        assert out.shape[2:] == (math.ceil(64 / info.stride), math.ceil(96 / info.stride))
+        assert out.shape[2:] == (math.ceil(height / info.stride), math.ceil(width / info.stride))
 
 
 def test_crw_default_resnet50_layer3_at_stride_8_by_stride_removal():

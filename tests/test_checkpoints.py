@@ -9,7 +9,7 @@ import pytest
 import torch
 import torchvision
 
-from dense_retrieval.checkpoints import (
+from dense_retrieval.backbone.weights.checkpoints import (
     apply_state_dict,
     detect_architecture,
     inspect_checkpoint,
@@ -270,7 +270,7 @@ def test_embedded_mobilenet_loads_strictly_and_classifies():
     """The embedded ImageNet MobileNetV2 fits torchvision's mobilenet_v2 exactly and knows a cat."""
     from skimage import data
 
-    from dense_retrieval.weights_registry import resolve_weights_path
+    from dense_retrieval.backbone.weights.registry import resolve_weights_path
 
     path = resolve_weights_path("mobilenet_v2-imagenet")
     checkpoint = load_checkpoint(path, "mobilenet_v2")

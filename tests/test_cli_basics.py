@@ -54,13 +54,6 @@ def test_davis_layout_reads_mini(davis_mini):
     assert dataset.num_objects("blackswan") == 1
 
 
-def test_cli_backbone_choices_match_the_registry_of_backbones():
-    from dense_retrieval.backbones import BACKBONE_NAMES
-    from dense_retrieval.cli.options import BACKBONE_CHOICES
-
-    assert BACKBONE_CHOICES == BACKBONE_NAMES
-
-
 def test_help_does_not_import_torch():
     """`dense-retrieval --help` and `davis evaluate` stay fast: torch loads only when a command needs it."""
     code = "import sys, dense_retrieval.cli; print('torch' in sys.modules)"

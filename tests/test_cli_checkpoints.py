@@ -8,7 +8,7 @@ import hashlib
 import pytest
 import torch
 
-from dense_retrieval import weights_registry
+from dense_retrieval.backbone.weights import registry as weights_registry
 from tests.checkpoint_files import (
     malicious_checkpoint,
     moco_checkpoint,

@@ -306,20 +306,14 @@ def test_embedded_backbone_tracks_real_objects_where_random_weights_fail(davis_m
 JF_FLOOR = 0.70  # measured: ImageNet weights 0.874; random weights 0.55-0.56 (unseeded init)
 
 
-def test_cli_preset_choices_match_the_presets():
-    from dense_retrieval.cli.propagation_options import PRESET_CHOICES
-    from dense_retrieval.propagation import PRESETS
-
-    assert tuple(PRESETS) == PRESET_CHOICES
-
-
 @pytest.mark.weights
 def test_library_call_for_one_sequence_and_its_strip(synth_davis, tmp_path):
     """The call the demo uses: one sequence propagated with an extractor, then a strip of the result."""
-    from dense_retrieval.backbones import BackboneConfig, build_backbone
-    from dense_retrieval.davis_propagation import propagate_davis_sequence, sequence_strip
-    from dense_retrieval.features import FeatureConfig, FeatureExtractor
+    from dense_retrieval.backbone.config import BackboneConfig, FeatureConfig
+    from dense_retrieval.backbone.features import FeatureExtractor
+    from dense_retrieval.backbone.networks import build_backbone
     from dense_retrieval.propagation import CRW
+    from dense_retrieval.vos.davis_run import propagate_davis_sequence, sequence_strip
 
     dataset = DavisDataset(synth_davis)
     name = dataset.sequences[1]

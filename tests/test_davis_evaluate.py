@@ -10,8 +10,8 @@ from PIL import Image
 
 from dense_retrieval.data.davis import DavisDataset
 from dense_retrieval.data.masks import DAVIS_PALETTE, write_label_png
-from dense_retrieval.davis_eval import evaluate_davis
 from dense_retrieval.errors import OutputExistsError
+from dense_retrieval.vos.davis_eval import evaluate_davis
 from tests.scoring_data import moving_objects, perturb, vos_per_frame, write_dataset, write_results
 
 SEQUENCES = {"two-cars": (40, 64, 3, 7), "wide-910": (480, 910, 2, 5)}  # H, W, objects, frames
@@ -118,7 +118,7 @@ def test_stale_results_are_recomputed_or_refused(davis, run_cli):
     assert fresh != stale and fresh.splitlines()[1].split(",")[0] == f"{r.json()['global']['J&F-Mean']:.3f}"
     assert "old_1" not in (results / "per-sequence_results-val.csv").read_text()
     with pytest.raises(OutputExistsError):
-        from dense_retrieval.davis_eval import run_davis_evaluation
+        from dense_retrieval.vos.davis_eval import run_davis_evaluation
 
         run_davis_evaluation(root, results, overwrite=False)
 

@@ -8,9 +8,9 @@ import socket
 
 import pytest
 
-from dense_retrieval.download import download, download_weights, read_recorded_sha256
+from dense_retrieval.backbone.weights.download import download, download_weights, read_recorded_sha256
+from dense_retrieval.backbone.weights.registry import get_entry
 from dense_retrieval.errors import DownloadError
-from dense_retrieval.weights_registry import get_entry
 from tests.checkpoint_files import serving
 
 PAYLOAD = bytes(range(256)) * (3 * 4096 + 7)  # ~3 MiB: several 1 MiB chunks

@@ -3,9 +3,10 @@ import pytest
 import skimage.data
 import torch
 
-from dense_retrieval.backbones import build_backbone
+from dense_retrieval.backbone.config import FeatureConfig
+from dense_retrieval.backbone.features import FeatureExtractor
+from dense_retrieval.backbone.networks import build_backbone
 from dense_retrieval.errors import InputError
-from dense_retrieval.features import FeatureConfig, FeatureExtractor
 
 
 @pytest.fixture(scope="module")
@@ -43,15 +44,27 @@ def test_streaming_equals_one_batch_and_is_deterministic(random_backbone):
     images = _images(5)
     one_by_one = FeatureExtractor(random_backbone, FeatureConfig(batch_size=1))
     batched = FeatureExtractor(random_backbone, FeatureConfig(batch_size=4))
-    streamed = torch.stack(list(batched.iter_features(iter(images))))
+    streamed = torch.stack([maps.single() for _, maps in batched.stream(iter(images))])
     assert torch.allclose(streamed, one_by_one.extract(images).features, atol=1e-5)
     assert torch.equal(batched.extract(images).features, batched.extract(images).features)
 
 
 def test_mixed_sizes_stream_in_order(random_backbone):
     images = _images(2, 48, 80) + _images(1, 64, 64) + _images(2, 48, 80, seed=1)
-    shapes = [tuple(f.shape[1:]) for f in FeatureExtractor(random_backbone).iter_features(images)]
-    assert shapes == [(6, 10), (6, 10), (8, 8), (6, 10), (6, 10)]
+    pairs = list(FeatureExtractor(random_backbone).stream(images))
+    assert [maps.grid for _, maps in pairs] == [(6, 10), (6, 10), (8, 8), (6, 10), (6, 10)]
+    assert all(image is original for (image, _), original in zip(pairs, images, strict=True))
+    assert {maps.stride for _, maps in pairs} == {8} and pairs[2][1].input_size == (64, 64)
+
+
+def test_stream_pairs_records_with_their_features(random_backbone):
+    """Any record that carries an image streams through; at most one batch waits for its features."""
+    records = [{"name": f"im{i}", "rgb": image} for i, image in enumerate(_images(5))]
+    extractor = FeatureExtractor(random_backbone, FeatureConfig(batch_size=2))
+    expected = extractor.extract([r["rgb"] for r in records]).features
+    pairs = list(extractor.stream(iter(records), lambda record: record["rgb"]))
+    assert [record["name"] for record, _ in pairs] == ["im0", "im1", "im2", "im3", "im4"]
+    assert torch.allclose(torch.cat([maps.features for _, maps in pairs]), expected, atol=1e-5)
 
 
 def test_l2_normalisation(random_backbone):

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from dense_retrieval.errors import ConfigMismatchError, DataFormatError, InputError
-from dense_retrieval.index import SegmentIndex, index_config
-from dense_retrieval.segments import SegmentRecord, decode_rle
+from dense_retrieval.retrieval.index import SegmentIndex, index_config
+from dense_retrieval.retrieval.segments import SegmentRecord, decode_rle
 
 DIM = 32
 CONFIG = index_config(
@@ -116,10 +116,10 @@ def test_refuses_features_of_another_configuration(tmp_path):
         other = index_config(
             {"backbone": {"name": "resnet50", "layer": "x", "weights": "w"}, "features": {}}, "upsample", DIM
         )
-        with pytest.raises(ConfigMismatchError, match="features.backbone.name='toy'.*'resnet50'"):
+        with pytest.raises(ConfigMismatchError, match="backbone.name='toy'.*'resnet50'"):
             index.add(unit_vectors(3), records(3), other)
         # batch size does not change vectors: accepted
-        same = index_config({**CONFIG["features"], "features": {"batch_size": 64}}, "upsample", DIM)
+        same = index_config({"backbone": CONFIG["backbone"], "features": {"batch_size": 64}}, "upsample", DIM)
         index.add(unit_vectors(3), records(3), same)
         with pytest.raises(ConfigMismatchError, match="dimension"):
             index.search(unit_vectors(1, dim=8), 1)
@@ -197,7 +197,7 @@ _WRITER = textwrap.dedent(
     import numpy as np
     sys.path.insert(0, {tests!r})
     from test_index import CONFIG, records, unit_vectors
-    from dense_retrieval.index import SegmentIndex
+    from dense_retrieval.retrieval.index import SegmentIndex
     mode, path = sys.argv[1], sys.argv[2]
     index = SegmentIndex.open(path, readonly=False)
     if mode == "batch":          # one long batch of adds: killed before its commit

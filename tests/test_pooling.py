@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from dense_retrieval.errors import InputError
-from dense_retrieval.pooling import grid_weights, interpolation_matrix, pool_masks
+from dense_retrieval.retrieval.pooling import grid_weights, interpolation_matrix, pool_masks
 
 
 def test_downsample_pooling_by_hand():

@@ -31,13 +31,6 @@ STEP_KEYS = {
 }
 
 
-def test_preset_choices_match_the_presets():
-    from dense_retrieval.cli.pretrain_cmd import PRESET_CHOICES
-    from dense_retrieval.pretrain.config import PRESETS
-
-    assert tuple(PRESETS) == PRESET_CHOICES
-
-
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("photos")
@@ -206,8 +199,8 @@ def test_empty_data_is_one_clear_error(tmp_path, run_cli):
 @pytest.mark.slow
 @pytest.mark.weights
 def test_continued_pretraining_starts_from_the_embedded_imagenet_mobilenet(photos, tmp_path, run_cli):
-    from dense_retrieval.checkpoints import load_checkpoint
-    from dense_retrieval.weights_registry import resolve_weights_path
+    from dense_retrieval.backbone.weights.checkpoints import load_checkpoint
+    from dense_retrieval.backbone.weights.registry import resolve_weights_path
 
     run = tmp_path / "run"
     r = run_cli(

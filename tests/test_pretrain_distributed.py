@@ -82,7 +82,7 @@ def test_gradients_equal_one_process_with_the_global_batch(runs):
 
 
 def test_torchrun_runs_the_pretrain_command(tmp_path):
-    from dense_retrieval.checkpoints import load_checkpoint
+    from dense_retrieval.backbone.weights.checkpoints import load_checkpoint
 
     write_photos(tmp_path / "photos", 16)
     run = tmp_path / "run"

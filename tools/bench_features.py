@@ -1,6 +1,6 @@
 """Throughput of the feature-extraction pipeline vs the bare model forward on the same frames.
 
-The pipeline is ``FeatureExtractor.iter_features``: uint8 RGB frames -> float tensors -> ImageNet
+The pipeline is ``FeatureExtractor.stream``: uint8 RGB frames -> float tensors -> ImageNet
 normalisation -> backbone -> L2 normalisation -> CPU features, batched. The bare forward is the same
 backbone module called on plain NCHW tensors converted and normalised beforehand (outside the timing).
 The pipeline hands the network channels-last tensors (faster oneDNN/cuDNN convolutions), so the
@@ -10,20 +10,39 @@ reported. Target: pipeline throughput >= 0.9x the bare forward.
 
     python tools/bench_features.py                      # ResNet-50 layer3, output stride 8, 480x854, CPU
     python tools/bench_features.py --frames 4 --repeats 3 --json
+
+``--vits`` compares the pipeline's frames/s and peak memory on 480x854 frames for ResNet-50 layer3 at
+output stride 8 (CRW's protocol: native frames) and DINO's ViT-S/16 and ViT-S/8 (DINO's protocol: frames
+resized to 480x832, the last block's patch tokens), each in its own process (so that peak memory is its
+own), in alternating rounds; ratios are against ResNet-50 measured in the same run:
+
+    python tools/bench_features.py --vits --frames 2 --repeats 2
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
+import subprocess
+import sys
 import time
 
 import numpy as np
 import torch
 
-from dense_retrieval.backbones import build_backbone
-from dense_retrieval.features import IMAGENET_MEAN, IMAGENET_STD, FeatureConfig, FeatureExtractor
+from dense_retrieval.backbone.config import FeatureConfig
+from dense_retrieval.backbone.features import IMAGENET_MEAN, IMAGENET_STD, FeatureExtractor
+from dense_retrieval.backbone.networks import build_backbone
+from dense_retrieval.protocols import CRW, DINO
+
+# (backbone, layer, output stride, protocol) of the --vits comparison; the first is the reference
+COMPARED = (
+    ("resnet50", "layer3", 8, CRW),
+    ("vit_small_patch16", None, None, DINO),
+    ("vit_small_patch8", None, None, DINO),
+)
 
 
 def _bare_forward(backbone, tensors: list[torch.Tensor]) -> float:
@@ -36,9 +55,78 @@ def _bare_forward(backbone, tensors: list[torch.Tensor]) -> float:
 
 def _pipeline(extractor: FeatureExtractor, frames: list[np.ndarray]) -> float:
     start = time.perf_counter()
-    for _ in extractor.iter_features(frames):
+    for _ in extractor.stream(frames):
         pass
     return time.perf_counter() - start
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _child(args: argparse.Namespace) -> dict:
+    """One backbone under its protocol: pipeline frames/s (median of the repeats) and peak memory."""
+    name, layer, stride, protocol = next(entry for entry in COMPARED if entry[0] == args.child)
+    torch.manual_seed(0)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    backbone = build_backbone(name=name, layer=layer, output_stride=stride, weights="random")
+    config = protocol.features_for(name).features(batch_size=args.batch_size, device=device)
+    extractor = FeatureExtractor(backbone, config)
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (args.height, args.width, 3), dtype=np.uint8) for _ in range(args.frames)]
+    rss_before = _peak_rss_mb()
+    _pipeline(extractor, frames[: args.batch_size])  # warm-up
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    times = [_pipeline(extractor, frames) for _ in range(args.repeats)]
+    input_size = extractor.input_size(args.height, args.width)
+    return {
+        "backbone": f"{name} {backbone.config.layer} stride {backbone.stride}",
+        "protocol": protocol.name,
+        "input_size": list(input_size),
+        "grid": list(extractor.grid_size(args.height, args.width)),
+        "fps": round(args.frames / statistics.median(times), 4),
+        "runs_s": [round(t, 2) for t in times],
+        "peak_rss_mb": round(_peak_rss_mb()),
+        "rss_before_forward_mb": round(rss_before),
+        "cuda_peak_mb": round(torch.cuda.max_memory_allocated() / 2**20) if device == "cuda" else None,
+        "device": device,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def _compare(args: argparse.Namespace) -> None:
+    """Each backbone in its own process, in alternating rounds; frames/s and memory vs ResNet-50."""
+    runs: dict[str, list[dict]] = {entry[0]: [] for entry in COMPARED}
+    common = ["--frames", str(args.frames), "--repeats", str(args.repeats), "--batch-size", str(args.batch_size),
+              "--height", str(args.height), "--width", str(args.width)]  # fmt: skip
+    for _ in range(args.rounds):
+        for name in runs:
+            output = subprocess.run(
+                [sys.executable, __file__, "--child", name, *common], check=True, capture_output=True, text=True
+            ).stdout
+            runs[name].append(json.loads(output))
+    reference = statistics.median(run["fps"] for run in runs[COMPARED[0][0]])
+    rows = []
+    for results in runs.values():
+        fps = statistics.median(run["fps"] for run in results)
+        last = results[-1]
+        rows.append({**last, "fps": round(fps, 4), "fps_over_resnet50": round(fps / reference, 3),
+                     "peak_rss_mb": max(run["peak_rss_mb"] for run in results),
+                     "forward_rss_mb": max(run["peak_rss_mb"] - run["rss_before_forward_mb"] for run in results),
+                     "rounds_fps": [run["fps"] for run in results]})  # fmt: skip
+    report = {"frame_size": [args.height, args.width], "batch_size": args.batch_size, "rows": rows}
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    first = rows[0]
+    print(f"{args.height}x{args.width} frames, batch {args.batch_size}, {first['threads']} threads, {first['device']}")
+    print("| backbone (protocol) | network input | grid | frames/s | vs ResNet-50 | peak RSS | of which forward |")
+    print("|---|---|---|---|---|---|---|")
+    for row in rows:
+        size, grid = "x".join(map(str, row["input_size"])), "x".join(map(str, row["grid"]))
+        print(f"| {row['backbone']} ({row['protocol']}) | {size} | {grid} | {row['fps']:.3f} | "
+              f"{row['fps_over_resnet50']:.2f}x | {row['peak_rss_mb']} MB | {row['forward_rss_mb']} MB |")  # fmt: skip
 
 
 def main() -> None:
@@ -52,7 +140,16 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="alternating timed runs per path")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--vits", action="store_true", help="ResNet-50 layer3 OS8 vs ViT-S/16 and ViT-S/8 (DINO)")
+    parser.add_argument("--rounds", type=int, default=2, help="--vits: alternating rounds of the three processes")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        print(json.dumps(_child(args)))
+        return
+    if args.vits:
+        _compare(args)
+        return
 
     torch.manual_seed(0)
     # speed does not depend on the weights; random ones keep the benchmark offline for every backbone

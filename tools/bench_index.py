@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 # Idle OpenMP threads sleep instead of spinning: on a shared machine spinning threads steal the cores.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from dense_retrieval.index import SegmentIndex, index_config  # noqa: E402
-from dense_retrieval.segments import SegmentRecord, encode_rle  # noqa: E402
+from dense_retrieval.retrieval.index import SegmentIndex, index_config  # noqa: E402
+from dense_retrieval.retrieval.segments import SegmentRecord, encode_rle  # noqa: E402
 
 CHUNK = 20_000
 LATENT = 32

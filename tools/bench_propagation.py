@@ -9,7 +9,7 @@ L2-normalised features, random soft labels), the CRW settings (top-10, T=0.05, r
 short-term frames, first frame global). Memory is the peak resident set (Linux VmHWM, reset through
 /proc/self/clear_refs after the context exists) minus the resident set just before the first timed
 frame: the working memory of a propagation step. Both paths hold the same 21 context frames
-(``context MiB`` below, reported separately). The dense reference is tests/propagation_reference.py.
+(``context MiB`` below, reported separately). The dense reference is dense_retrieval/propagation/reference.py.
 The labels (grid argmax and 480x854 upsampled argmax) and the top-k selections must agree.
 Times are the best of the timed frames, as wall-clock and as the process's CPU time (the steadier
 figure on a shared machine). Workers use one torch thread by default (--threads), the same for both.
@@ -78,7 +78,7 @@ def worker(args: argparse.Namespace) -> dict:
         ]
         slots = list(zip(frames, restricted, strict=True))
     else:
-        from tests.propagation_reference import dense_step, window_mask
+        from dense_retrieval.propagation.reference import dense_step, window_mask
 
         keys = [_features(i, c, h, w, False) for i in slots_frames]
         labels = [_labels(i, n_labels, h, w) for i in slots_frames]
@@ -129,10 +129,11 @@ def compare(fast: list[dict], dense: list[dict], size: tuple[int, int]) -> dict:
 
 def e2e_worker(args: argparse.Namespace) -> dict:
     """Frames/s of the whole pipeline: decode, backbone, propagation, upsampling, argmax (CRW protocol)."""
-    from dense_retrieval.backbones import BackboneConfig, build_backbone
-    from dense_retrieval.features import FeatureConfig, FeatureExtractor
+    from dense_retrieval.backbone.config import BackboneConfig, FeatureConfig
+    from dense_retrieval.backbone.features import FeatureExtractor
+    from dense_retrieval.backbone.networks import build_backbone
     from dense_retrieval.propagation import CRW
-    from dense_retrieval.video_propagation import propagate_frames
+    from dense_retrieval.vos.frames import propagate_frames
 
     torch.set_num_threads(args.threads)
     frames, first = _e2e_frames(args.e2e_frames)

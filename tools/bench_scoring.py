@@ -111,7 +111,7 @@ def _worker(args: argparse.Namespace) -> None:
     from contextlib import redirect_stdout
 
     if args.worker == "ours":
-        from dense_retrieval.davis_eval import run_davis_evaluation
+        from dense_retrieval.vos.davis_eval import run_davis_evaluation
 
         with tempfile.TemporaryDirectory() as out:
             before, start = os.times(), time.perf_counter()

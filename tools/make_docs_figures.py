@@ -30,19 +30,22 @@ from PIL import Image
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from dense_retrieval.backbones import build_backbone  # noqa: E402
+from dense_retrieval import (  # noqa: E402
+    DavisDataset,
+    FeatureExtractor,
+    ProposalConfig,
+    SegmentIndex,
+    VocDataset,
+    propagate_davis,
+    protocols,
+    query_proposals,
+    render_gallery,
+)
+from dense_retrieval.backbone.specs import DEFAULT_ARCHITECTURE  # noqa: E402
 from dense_retrieval.data.atomic import atomic_path  # noqa: E402
-from dense_retrieval.data.davis import DavisDataset  # noqa: E402
 from dense_retrieval.data.synth import make_synthetic_davis  # noqa: E402
-from dense_retrieval.data.voc import VocDataset  # noqa: E402
-from dense_retrieval.davis_propagation import propagate_davis, sequence_strip  # noqa: E402
-from dense_retrieval.demo import DEMO_BACKBONE as PROPAGATION_BACKBONE  # noqa: E402
-from dense_retrieval.features import FeatureConfig, FeatureExtractor  # noqa: E402
-from dense_retrieval.index import SegmentIndex  # noqa: E402
-from dense_retrieval.propagation import CRW  # noqa: E402
-from dense_retrieval.proposals import ProposalConfig  # noqa: E402
-from dense_retrieval.retrieval import query_proposals, render_gallery  # noqa: E402
-from dense_retrieval.retrieval_demo import DEMO_BACKBONE, run_retrieval_demo  # noqa: E402
+from dense_retrieval.demo.retrieval import run_retrieval_demo  # noqa: E402
+from dense_retrieval.vos.davis_run import sequence_strip  # noqa: E402
 
 DEFAULT_SEQUENCE = "motocross-jump"
 
@@ -57,7 +60,8 @@ def davis_mini_root() -> Path | None:
 
 def retrieval_gallery(work: Path, device: str) -> tuple[np.ndarray, str]:
     """Build the demo's index in ``work`` and query it with the objects of two validation images."""
-    extractor = FeatureExtractor(build_backbone(DEMO_BACKBONE), FeatureConfig(device=device))
+    features = protocols.SEGMENT_INDEX.features
+    extractor = FeatureExtractor.build(features.backbone(DEFAULT_ARCHITECTURE), features.features(device=device))
     run_retrieval_demo(work, extractor)
     val = VocDataset(work / "voc", "val")
     gt = ProposalConfig(method="gt", gt_root=str(val.root))
@@ -68,19 +72,19 @@ def retrieval_gallery(work: Path, device: str) -> tuple[np.ndarray, str]:
 
 def propagation_strip(work: Path, davis_root: Path | None, sequence: str, device: str) -> tuple[np.ndarray, str]:
     """Propagate one sequence and draw evenly spaced frames with their propagated masks."""
-    backbone = build_backbone(PROPAGATION_BACKBONE)
+    protocol = protocols.CRW
     if davis_root is not None:
         dataset = DavisDataset(davis_root, year="2016")
-        features = FeatureConfig(resize="short:240", l2_normalize=True, device=device)
+        features = protocol.features.features(resize="short:240", device=device)
         source = f"{sequence} ({davis_root.name}, features at short side 240)"
     else:
         make_synthetic_davis(work / "synth-davis", num_sequences=2, num_frames=24, size=(240, 427), year="2017")
         dataset = DavisDataset(work / "synth-davis", year="2017")
         sequence = dataset.sequences[1]
-        features = FeatureConfig(l2_normalize=True, device=device)
+        features = protocol.features.features(device=device)
         source = f"{sequence} (synthetic)"
-    extractor = FeatureExtractor(backbone, features)
-    propagate_davis(dataset, work / "results", extractor, CRW, sequences=[sequence])
+    extractor = FeatureExtractor.build(protocol.features.backbone(DEFAULT_ARCHITECTURE), features)
+    propagate_davis(dataset, work / "results", extractor, protocol.propagation, sequences=[sequence])
     return sequence_strip(dataset, sequence, work / "results", count=8, height=96), source
 
 

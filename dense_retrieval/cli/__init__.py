@@ -1,4 +1,9 @@
-"""The ``dense-retrieval`` command line: one Typer app per command group, joined here."""
+"""The ``dense-retrieval`` command line: one Typer app per command group (cli/groups.py), joined here.
+
+Each command lives in its own module and attaches itself to a group with a decorator; importing the
+modules below registers them. Command modules import torch only inside command bodies, so ``--help``
+and the commands that never need it (``davis evaluate``, ``index info``) stay fast.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +13,10 @@ from typing import Annotated
 import typer
 
 from . import groups
-from .common import new_app
 
-app = new_app(
-    "Zero-finetune dense retrieval: segment retrieval and video label propagation from a pretrained backbone.\n\n"
-    "Start with `dense-retrieval demo`; every command has --help."
-)
+app = groups.root
 
-
-@app.callback()
-def _root(
-    ctx: typer.Context,
-    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors.")] = False,
-) -> None:
-    ctx.meta["dense_retrieval.debug"] = debug
-
-
-# Modules that define commands: each attaches to a group in `groups` or to `app` via register(app).
-_COMMAND_MODULES = [
+_COMMAND_MODULES = (
     "demo_cmd",
     "features_cmd",
     "query_cmd",
@@ -39,14 +30,21 @@ _COMMAND_MODULES = [
     "checkpoints_cmd",
     "synth_cmd",
     "pretrain_cmd",
-]
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors.")] = False,
+) -> None:
+    ctx.meta["dense_retrieval.debug"] = debug
+
 
 for _name in _COMMAND_MODULES:
-    _module = importlib.import_module(f".{_name}", __name__)
-    if hasattr(_module, "register"):
-        _module.register(app)
+    importlib.import_module(f".{_name}", __name__)
 
-for _group_name, _group in groups.ALL.items():
+for _group_name, _group in groups.SUBGROUPS.items():
     if _group.registered_commands:
         app.add_typer(_group, name=_group_name)
 

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from ..backbone.specs import ARCHITECTURE_NAMES
 from . import groups
 from .common import JsonOption, info, print_json, start_output
 
@@ -16,7 +17,7 @@ ArchitectureOption = Annotated[
     typer.Option(
         "--architecture",
         "-a",
-        help="Require the file to fit this architecture (resnet18, resnet50, mobilenet_v2); "
+        help=f"Require the file to fit this architecture ({', '.join(ARCHITECTURE_NAMES)}); "
         "exit 2 naming the missing and unexpected keys when it does not. Default: detect it.",
     ),
 ]
@@ -37,7 +38,7 @@ def list_weights(directory: DirOption = None, json_output: JsonOption = False) -
     Use a NAME as `--weights NAME` elsewhere, or fetch it with `dense-retrieval checkpoints download NAME`.
     The embedded MobileNetV2 works offline; the others need one download.
     """
-    from ..weights_registry import REGISTRY, checkpoints_dir, is_present
+    from ..backbone.weights.registry import REGISTRY, checkpoints_dir, is_present
 
     start_output(json_output)
     folder = directory or checkpoints_dir()
@@ -78,8 +79,8 @@ def inspect(
       dense-retrieval checkpoints inspect checkpoints/ours_coco_800ep.pth.tar -a resnet50
       dense-retrieval checkpoints inspect mobilenet_v2-imagenet --json
     """
-    from ..checkpoints import inspect_checkpoint
-    from ..weights_registry import REGISTRY, resolve_weights_path
+    from ..backbone.weights.checkpoints import inspect_checkpoint
+    from ..backbone.weights.registry import REGISTRY, resolve_weights_path
 
     start_output(json_output)
     path = Path(file)
@@ -117,8 +118,8 @@ def download(
       dense-retrieval checkpoints download ours-coco-800ep
       dense-retrieval checkpoints download resnet50-imagenet --dir /data/weights
     """
-    from ..download import download_weights
-    from ..weights_registry import checkpoints_dir, get_entry
+    from ..backbone.weights.download import download_weights
+    from ..backbone.weights.registry import checkpoints_dir, get_entry
 
     start_output(json_output)
     entry = get_entry(name)

@@ -86,7 +86,7 @@ def evaluate(
         raise typer.BadParameter(f"{year!r} is not a DAVIS year; use 2016 or 2017", param_hint="--year")
     if not bound_th > 0:
         raise typer.BadParameter(f"{bound_th} must be positive", param_hint="--bound-th")
-    from ..davis_eval import run_davis_evaluation
+    from ..vos.davis_eval import run_davis_evaluation
 
     conventions = JFConventions(
         skip_first_and_last=not keep_first_last,

@@ -7,13 +7,15 @@ from typing import Annotated
 
 import typer
 
+from ..protocols import CRW
 from . import groups
 from .common import BatchSizeOption, DeviceOption, JsonOption, info, print_json, start_output
 from .options import (
     BackboneOption,
     CheckpointOption,
     LayerOption,
-    ResizeOption,
+    OutputStrideOption,
+    ProtocolResizeOption,
     StrideModeOption,
     WeightsOption,
 )
@@ -21,13 +23,13 @@ from .propagation_options import (
     BACKBONE_RULE,
     ContextOption,
     L2Option,
-    OutputStrideOption,
     PresetOption,
     RadiusOption,
     TemperatureOption,
     TopkOption,
     propagation_config,
     propagation_extractor,
+    propagation_setup,
 )
 
 _HELP = f"""Propagate each sequence's first-frame annotation through its frames and write the masks.
@@ -56,10 +58,10 @@ def propagate(
     weights: WeightsOption = "default",
     layer: LayerOption = None,
     output_stride: OutputStrideOption = None,
-    stride_mode: StrideModeOption = "remove",
-    resize: ResizeOption = "native",
-    l2: L2Option = True,
-    preset_name: PresetOption = "crw",
+    stride_mode: StrideModeOption = CRW.features.stride_mode,
+    resize: ProtocolResizeOption = None,
+    l2: L2Option = CRW.features.l2_normalize,
+    preset_name: PresetOption = None,
     temperature: TemperatureOption = None,
     topk: TopkOption = None,
     radius: RadiusOption = None,
@@ -79,17 +81,18 @@ def propagate(
 ) -> None:
     start_output(json_output)
     from ..data.davis import DavisDataset
-    from ..davis_propagation import propagate_davis
+    from ..vos.davis_run import propagate_davis
 
-    config = propagation_config(preset_name, temperature, topk, radius, context)
+    protocol, architecture = propagation_setup(preset_name, backbone, checkpoint)
+    config = propagation_config(protocol, temperature, topk, radius, context)
     dataset = DavisDataset(davis_root, year=year, split=split, resolution=resolution)
     names = [name.strip() for name in sequences.split(",") if name.strip()] if sequences else None
     extractor = propagation_extractor(
-        backbone, weights, checkpoint, layer, output_stride, stride_mode, resize, l2, batch_size, device
+        protocol, architecture, weights, checkpoint, layer, output_stride, stride_mode, resize, l2, batch_size, device
     )
     described = extractor.backbone.describe()
     info(
-        f"davis propagate: {preset_name} protocol, {described['name']} {described['layer']} stride "
+        f"davis propagate: {protocol.name} protocol, {described['name']} {described['layer']} stride "
         f"{described['stride']}, weights {described['weights']}; writing into {out}/"
     )
     summary = propagate_davis(dataset, out, extractor, config, names, overwrite=overwrite, log=info)

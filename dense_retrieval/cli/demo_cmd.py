@@ -7,39 +7,39 @@ from typing import Annotated
 
 import typer
 
+from . import groups
 from .common import DeviceOption, JsonOption, info, print_json, start_output
 
 DEFAULT_OUT = Path("demo-output")
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("demo")
-    def demo(
-        out: Annotated[
-            Path, typer.Option("--out", help="Folder for everything the demo writes (new, empty or an earlier demo's).")
-        ] = DEFAULT_OUT,
-        device: DeviceOption = "auto",
-        json_output: JsonOption = False,
-    ) -> None:
-        """Show what the toolkit does, with the embedded ImageNet MobileNetV2 and no network (about a minute).
+@groups.root.command("demo")
+def demo(
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for everything the demo writes (new, empty or an earlier demo's).")
+    ] = DEFAULT_OUT,
+    device: DeviceOption = "auto",
+    json_output: JsonOption = False,
+) -> None:
+    """Show what the toolkit does, with the embedded ImageNet MobileNetV2 and no network (about a minute).
 
-        \b
-        Writes into --out:
-          features/     bundled photos beside the PCA of their dense features
-          propagation/  a synthetic DAVIS set, masks propagated from the first frame (CRW protocol),
-                        J&F scores (official CSVs), strips of frames with masks, a J&F chart
-          retrieval/    a segment index of photos + a synthetic VOC set, a query, its gallery.png
-          summary.json  what was done, with the scores
-        """
-        from ..demo import run_demo
+    \b
+    Writes into --out:
+      features/     bundled photos beside the PCA of their dense features
+      propagation/  a synthetic DAVIS set, masks propagated from the first frame (CRW protocol),
+                    J&F scores (official CSVs), strips of frames with masks, a J&F chart
+      retrieval/    a segment index of photos + a synthetic VOC set, a query, its gallery.png
+      summary.json  what was done, with the scores
+    """
+    from ..demo.run import run_demo
 
-        start_output(json_output)
-        info(f"demo: writing into {out}/")
-        summary = run_demo(out, device=device)
-        if json_output:
-            print_json(summary)
-            return
-        _print_summary(summary, out)
+    start_output(json_output)
+    info(f"demo: writing into {out}/")
+    summary = run_demo(out, device=device)
+    if json_output:
+        print_json(summary)
+        return
+    _print_summary(summary, out)
 
 
 def _print_summary(summary: dict, out: Path) -> None:

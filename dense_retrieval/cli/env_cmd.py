@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import platform
+from importlib import metadata
 
 import typer
 
+from . import groups
 from .common import JsonOption, print_json, start_output
 
 
@@ -23,6 +25,7 @@ def environment_report() -> dict:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
+        "timm": _installed("timm"),  # vision transformers; read from the metadata (importing timm takes seconds)
         "numpy": numpy.__version__,
         "faiss": getattr(faiss, "__version__", "unknown"),
         "cuda_available": torch.cuda.is_available(),
@@ -31,15 +34,21 @@ def environment_report() -> dict:
     }
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("env")
-    def env(json_output: JsonOption = False) -> None:
-        """Show versions, devices and what the toolkit can use on this machine."""
-        start_output(json_output)
-        report = environment_report()
-        if json_output:
-            print_json(report)
-            return
-        width = max(len(key) for key in report)
-        for key, value in report.items():
-            typer.echo(f"{key:<{width}}  {value}")
+def _installed(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+@groups.root.command("env")
+def env(json_output: JsonOption = False) -> None:
+    """Show versions, devices and what the toolkit can use on this machine."""
+    start_output(json_output)
+    report = environment_report()
+    if json_output:
+        print_json(report)
+        return
+    width = max(len(key) for key in report)
+    for key, value in report.items():
+        typer.echo(f"{key:<{width}}  {value}")

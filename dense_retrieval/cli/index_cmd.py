@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ..data.images import collect_images
+from ..protocols import SEGMENT_INDEX
 from . import groups
 from .common import BatchSizeOption, DeviceOption, JsonOption, info, print_json, start_output
 from .options import (
@@ -22,12 +23,12 @@ from .options import (
     make_extractor,
 )
 from .proposal_options import (
-    POOLING_CHOICES,
     ClustersOption,
     CocoOption,
     GtKindOption,
     GtRootOption,
     MinAreaOption,
+    PoolingOption,
     ProposalsOption,
     SaliencyOption,
     SaliencyThresholdOption,
@@ -37,9 +38,6 @@ from .proposal_options import (
 
 ImagesArgument = Annotated[list[Path], typer.Argument(help="Image files and/or folders of images.")]
 IndexArgument = Annotated[Path, typer.Argument(help="The index directory.")]
-PoolingOption = Annotated[
-    str, typer.Option("--pooling", help=f"Mask pooling: {', '.join(POOLING_CHOICES)} (MaskContrast: upsample).")
-]
 
 
 @groups.index.command("build")
@@ -65,8 +63,8 @@ def build(
     checkpoint: CheckpointOption = None,
     layer: LayerOption = None,
     output_stride: OutputStrideOption = None,
-    stride_mode: StrideModeOption = "remove",
-    resize: ResizeOption = "native",
+    stride_mode: StrideModeOption = SEGMENT_INDEX.features.stride_mode,
+    resize: ResizeOption = SEGMENT_INDEX.features.resize,
     device: DeviceOption = "auto",
     batch_size: BatchSizeOption = 4,
     json_output: JsonOption = False,
@@ -75,17 +73,18 @@ def build(
 
     The index appears at --out only when complete; an interrupted build leaves any previous one intact.
     """
-    from ..features import FeatureConfig
-    from ..retrieval import build_index
+    from ..retrieval.pipeline import build_index
 
     start_output(json_output)
     paths = collect_images(images)
     config = proposal_config(
         proposals, min_area, clusters, superpixels, gt_root, gt_kind, coco, saliency, saliency_threshold
     )
+    protocol = SEGMENT_INDEX
+    network = backbone_config(protocol, backbone, weights, checkpoint, layer, output_stride, stride_mode)
     extractor = make_extractor(
-        backbone_config(backbone, weights, checkpoint, layer, output_stride, stride_mode),
-        FeatureConfig(resize=resize, device=device, batch_size=batch_size),
+        network,
+        protocol.features_for(network.name).features(resize=resize, device=device, batch_size=batch_size),
     )
     info(f"indexing {len(paths)} images ({proposals} proposals) into {out}")
     report = build_index(paths, out, extractor, config, pooling=pooling, factory=factory, overwrite=overwrite)
@@ -122,8 +121,8 @@ def add(
 
     The backbone is the one recorded in the index; options that differ from it are refused.
     """
-    from ..index import SegmentIndex, index_config
-    from ..retrieval import add_images, extractor_for_index
+    from ..retrieval.index import SegmentIndex, index_config
+    from ..retrieval.pipeline import add_images, extractor_for_index
 
     start_output(json_output)
     paths = collect_images(images)
@@ -149,7 +148,7 @@ def add(
 @groups.index.command("info")
 def index_info(index: IndexArgument, json_output: JsonOption = False) -> None:
     """What an index holds and the configuration (backbone, weights, layer, stride, pooling) that made it."""
-    from ..index import SegmentIndex
+    from ..retrieval.index import SegmentIndex
 
     start_output(json_output)
     with SegmentIndex.open(index) as opened:
@@ -157,8 +156,8 @@ def index_info(index: IndexArgument, json_output: JsonOption = False) -> None:
     if json_output:
         print_json(report)
         return
-    backbone = report["config"]["features"]["backbone"]
-    features = report["config"]["features"]["features"]
+    backbone = report["config"]["backbone"]
+    features = report["config"]["features"]
     typer.echo(f"index       {report['path']}")
     typer.echo(f"segments    {report['segments']} from {report['images']} images")
     for method, counts in report["proposals"].items():

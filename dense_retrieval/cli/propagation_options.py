@@ -1,46 +1,49 @@
-"""Options shared by `davis propagate` and `video propagate`: the protocol and the backbone defaults.
+"""Options shared by `davis propagate` and `video propagate`: the protocol and its overrides.
 
 Backbone rule (documented in both commands' --help): --checkpoint or --backbone choose the network;
-with neither, the embedded ImageNet MobileNetV2 runs offline. The layer defaults to layer3 (res4,
-CRW's choice) for ResNets and to ``MOBILENET_LAYER`` for MobileNetV2; the output stride to 8 (by
-stride removal, as CRW); features are L2-normalised unless --no-l2.
+with neither, the embedded ImageNet MobileNetV2 runs offline. The protocol (--preset; default crw, or
+dino for a vision transformer) gives the rest: the architecture's default layer, output stride 8 by
+stride removal (CNNs), L2-normalised features, native frames (ViTs under dino: short side 480, long
+side floored to a multiple of 64) (:mod:`dense_retrieval.protocols`); every option below overrides one field.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .options import backbone_config, make_extractor
+from ..backbone.specs import ARCHITECTURES, DEFAULT_ARCHITECTURE
+from ..errors import InputError
+from ..protocols import CRW, DINO, PROPAGATION_PROTOCOLS, Protocol, default_propagation_protocol, get_protocol
+from .options import backbone_config, make_extractor, resolve_architecture
 
 if TYPE_CHECKING:  # torch is imported only when a command runs, so --help stays fast
-    from ..features import FeatureExtractor
-    from ..propagation import PropagationConfig
+    from ..backbone.features import FeatureExtractor
+    from ..propagation.config import PropagationConfig
 
-# the names of propagation.PRESETS (tests/test_cli_propagate.py checks they agree)
-PRESET_CHOICES = ("crw", "dino")
-
-MOBILENET_LAYER = "features.13"
-DEFAULT_OUTPUT_STRIDE = 8
 _PANEL = "Propagation"
+_LAYERS = ", ".join(f"{spec.default_layer} for {name}" for name, spec in ARCHITECTURES.items() if not spec.is_vit)
 
 BACKBONE_RULE = (
     "Backbone: --checkpoint FILE (architecture detected, e.g. the paper's MoCo ResNet-50) or --backbone NAME "
-    "with --weights; with neither, the embedded ImageNet MobileNetV2 (offline). Layer: layer3 (res4) for "
-    f"ResNets, {MOBILENET_LAYER} for MobileNetV2; output stride {DEFAULT_OUTPUT_STRIDE} by stride removal; "
-    "L2-normalised features; frames at native size. The paper's protocol is --backbone resnet50 (weights "
-    "downloaded first: `dense-retrieval checkpoints download resnet50-imagenet`) or --checkpoint <paper .pth.tar>."
+    f"with --weights; with neither, the embedded ImageNet {DEFAULT_ARCHITECTURE} (offline). Layer: {_LAYERS}, "
+    f"the last block for ViTs; output stride {CRW.features.output_stride} by stride removal; L2-normalised "
+    "features; frames at native size. Vision transformers (e.g. --backbone vit_small_patch16, --checkpoint "
+    "dino_deitsmall16_pretrain.pth) run the dino protocol by default: the last block's patch tokens, frames "
+    f"resized by {DINO.vit_features.resize} (short side 480, long side floored to a multiple of 64). The paper's "
+    "protocol is --backbone resnet50 (weights downloaded first: `dense-retrieval checkpoints download "
+    "resnet50-imagenet`) or --checkpoint <paper .pth.tar>."
 )
 
 PresetOption = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--preset",
-        help=f"Protocol: {', '.join(PRESET_CHOICES)}. crw: first frame + 20 previous, top-10, T=0.05, radius 12 "
-        "(Jabri et al. 2020, the paper's); dino: first frame + 7 previous, top-5, T=0.1, square window 12.",
+        help=f"Protocol: {', '.join(PROPAGATION_PROTOCOLS)} (default: crw; dino for a ViT). crw: first frame + 20 "
+        "previous, top-10, T=0.05, radius 12 (Jabri et al. 2020, the paper's); dino: first frame + 7 previous, "
+        "top-5, T=0.1, square window 12 (Caron et al. 2021).",
         rich_help_panel=_PANEL,
     ),
 ]
@@ -60,25 +63,29 @@ RadiusOption = Annotated[
 ContextOption = Annotated[
     int | None, typer.Option("--context", help="Previous frames in the short-term memory.", rich_help_panel=_PANEL)
 ]
-OutputStrideOption = Annotated[
-    int | None,
-    typer.Option(
-        "--output-stride",
-        help=f"8, 16 or 32 (default {DEFAULT_OUTPUT_STRIDE}, CRW's; by --stride-mode).",
-        rich_help_panel="Backbone",
-    ),
-]
 L2Option = Annotated[
     bool, typer.Option("--l2/--no-l2", help="L2-normalise features (CRW does).", rich_help_panel="Backbone")
 ]
 
 
-def propagation_config(
-    name: str, temperature: float | None, topk: int | None, radius: float | None, context: int | None
-) -> PropagationConfig:
-    """The preset ``name`` with the given overrides (None keeps the preset's value; radius 0 = no window)."""
-    from ..propagation import preset
+def propagation_setup(name: str | None, backbone: str | None, checkpoint: Path | None) -> tuple[Protocol, str]:
+    """(protocol, architecture): ``name``, or DINO's for a ViT and CRW's otherwise; the network of the backbone rule."""
+    architecture = resolve_architecture(backbone, checkpoint)
+    protocol = propagation_protocol(name) if name else default_propagation_protocol(architecture)
+    return protocol, architecture
 
+
+def propagation_protocol(name: str) -> Protocol:
+    """The propagation protocol called ``name`` (``crw`` or ``dino``)."""
+    if name.lower() not in PROPAGATION_PROTOCOLS:
+        raise InputError(f"unknown propagation preset {name!r}", hint=f"use one of {', '.join(PROPAGATION_PROTOCOLS)}")
+    return get_protocol(name)
+
+
+def propagation_config(
+    protocol: Protocol, temperature: float | None, topk: int | None, radius: float | None, context: int | None
+) -> PropagationConfig:
+    """The protocol's propagation settings with the given overrides (None keeps them; radius 0 = no window)."""
     changes: dict = {}
     if temperature is not None:
         changes["temperature"] = temperature
@@ -88,28 +95,24 @@ def propagation_config(
         changes["radius"] = radius if radius > 0 else None
     if context is not None:
         changes["context"] = context
-    return preset(name).replace(**changes)
+    return protocol.propagation.replace(**changes)
 
 
 def propagation_extractor(
+    protocol: Protocol,
     backbone: str | None,
     weights: str,
     checkpoint: Path | None,
     layer: str | None,
     output_stride: int | None,
     stride_mode: str,
-    resize: str,
+    resize: str | None,
     l2: bool,
     batch_size: int,
     device: str,
 ) -> FeatureExtractor:
-    """A feature extractor following the backbone rule above."""
-    from ..features import FeatureConfig
-
-    config = backbone_config(backbone, weights, checkpoint, layer, output_stride, stride_mode)
-    if layer is None and config.name == "mobilenet_v2":
-        config = replace(config, layer=MOBILENET_LAYER)
-    if output_stride is None:
-        config = replace(config, output_stride=DEFAULT_OUTPUT_STRIDE)
-    features = FeatureConfig(resize=resize, l2_normalize=l2, batch_size=batch_size, device=device)
+    """A feature extractor following the backbone rule above (``resize`` None: the protocol's)."""
+    config = backbone_config(protocol, backbone, weights, checkpoint, layer, output_stride, stride_mode)
+    side = protocol.features_for(config.name)
+    features = side.features(resize=resize, l2_normalize=l2, batch_size=batch_size, device=device)
     return make_extractor(config, features)

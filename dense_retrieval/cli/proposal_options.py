@@ -1,21 +1,18 @@
 """Mask-proposal options shared by `index build`, `index add`, `query` and `retrieval eval-voc`.
 
-Each option maps 1:1 onto a field of :class:`~dense_retrieval.proposals.ProposalConfig`.
+Each option maps 1:1 onto a field of :class:`~dense_retrieval.retrieval.proposals.config.ProposalConfig`;
+the method and pooling choices come from the library's torch-free settings modules.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-if TYPE_CHECKING:  # torch is imported only when a command runs, so --help stays fast
-    from ..proposals import ProposalConfig
-
-# the names of proposals.PROPOSAL_METHODS and pooling.POOLING_MODES (tests/test_retrieval_cli.py checks they agree)
-PROPOSAL_CHOICES = ("gt", "coco", "kmeans", "superpixels", "saliency")
-POOLING_CHOICES = ("upsample", "downsample")
+from ..retrieval.config import POOLING_MODES
+from ..retrieval.proposals.config import PROPOSAL_METHODS, ProposalConfig
 
 _PANEL = "Proposals"
 
@@ -23,7 +20,7 @@ ProposalsOption = Annotated[
     str,
     typer.Option(
         "--proposals",
-        help=f"Where the masks come from: {', '.join(PROPOSAL_CHOICES)}.",
+        help=f"Where the masks come from: {', '.join(PROPOSAL_METHODS)}.",
         rich_help_panel=_PANEL,
     ),
 ]
@@ -74,8 +71,6 @@ def proposal_config(
     saliency_threshold: float = 0.5,
 ) -> ProposalConfig:
     """The ProposalConfig of the shared options."""
-    from ..proposals import ProposalConfig
-
     return ProposalConfig(
         method=method,
         min_area=min_area,
@@ -87,3 +82,8 @@ def proposal_config(
         saliency_dir=None if saliency is None else str(saliency),
         saliency_threshold=saliency_threshold,
     )
+
+
+PoolingOption = Annotated[
+    str, typer.Option("--pooling", help=f"Mask pooling: {', '.join(POOLING_MODES)} (MaskContrast: upsample).")
+]

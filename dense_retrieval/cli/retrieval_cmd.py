@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from ..protocols import MASKCONTRAST
+from ..retrieval.config import POOLING_MODES
 from . import groups
 from .common import BatchSizeOption, DeviceOption, JsonOption, info, print_json, start_output
 from .options import (
@@ -34,9 +36,15 @@ from .proposal_options import (
 def eval_voc(
     voc_root: Annotated[Path, typer.Option("--voc-root", help="PASCAL VOC 2012 root (or VOCdevkit).")],
     proposals: ProposalsOption = "gt",
-    size: Annotated[int, typer.Option("--size", min=16, help="Images resized to SIZE x SIZE (reference 512).")] = 512,
-    top_k: Annotated[int, typer.Option("--top-k", min=1, help="1: nearest neighbour; k: vote of k nearest.")] = 1,
-    pooling: Annotated[str, typer.Option("--pooling", help="upsample (reference) or downsample.")] = "upsample",
+    size: Annotated[
+        int, typer.Option("--size", min=16, help="Images resized to SIZE x SIZE (reference 512).")
+    ] = MASKCONTRAST.voc.size,
+    top_k: Annotated[
+        int, typer.Option("--top-k", min=1, help="1: nearest neighbour; k: vote of k nearest.")
+    ] = MASKCONTRAST.voc.top_k,
+    pooling: Annotated[
+        str, typer.Option("--pooling", help=f"{' or '.join(POOLING_MODES)} (MaskContrast: upsample).")
+    ] = MASKCONTRAST.voc.pooling,
     max_images: Annotated[
         int | None, typer.Option("--max-images", min=1, help="Only the first N images of each split.")
     ] = None,
@@ -51,7 +59,7 @@ def eval_voc(
     checkpoint: CheckpointOption = None,
     layer: LayerOption = None,
     output_stride: OutputStrideOption = None,
-    stride_mode: StrideModeOption = "remove",
+    stride_mode: StrideModeOption = MASKCONTRAST.features.stride_mode,
     device: DeviceOption = "auto",
     batch_size: BatchSizeOption = 4,
     json_output: JsonOption = False,
@@ -63,17 +71,19 @@ def eval_voc(
     --stride-mode dilate) with saliency or k-means proposals; the default is the embedded MobileNetV2.
     """
     from ..data.atomic import write_json
-    from ..features import FeatureConfig
-    from ..voc_retrieval import VocProtocol, evaluate_voc
+    from ..retrieval.voc_protocol import evaluate_voc
 
     start_output(json_output)
-    protocol = VocProtocol(size=size, top_k=top_k, pooling=pooling, max_images=max_images)
+    protocol = MASKCONTRAST.voc.replace(size=size, top_k=top_k, pooling=pooling, max_images=max_images)
     config = proposal_config(
         proposals, min_area, clusters, superpixels, saliency=saliency, saliency_threshold=saliency_threshold
     )
+    network = backbone_config(MASKCONTRAST, backbone, weights, checkpoint, layer, output_stride, stride_mode)
     extractor = make_extractor(
-        backbone_config(backbone, weights, checkpoint, layer, output_stride, stride_mode),
-        FeatureConfig(resize=f"fixed:{size}x{size}", interpolation="bicubic", device=device, batch_size=batch_size),
+        network,
+        MASKCONTRAST.features_for(network.name).features(
+            resize=f"fixed:{size}x{size}", device=device, batch_size=batch_size
+        ),
     )
     info(f"VOC retrieval: {voc_root}, {proposals} proposals, {size}x{size}, top-{top_k}")
     report = evaluate_voc(voc_root, extractor, config, protocol)

@@ -10,13 +10,15 @@ import numpy as np
 import typer
 
 from ..errors import InputError, OutputExistsError
+from ..protocols import CRW
 from . import groups
 from .common import BatchSizeOption, DeviceOption, JsonOption, info, print_json, start_output
 from .options import (
     BackboneOption,
     CheckpointOption,
     LayerOption,
-    ResizeOption,
+    OutputStrideOption,
+    ProtocolResizeOption,
     StrideModeOption,
     WeightsOption,
 )
@@ -24,13 +26,13 @@ from .propagation_options import (
     BACKBONE_RULE,
     ContextOption,
     L2Option,
-    OutputStrideOption,
     PresetOption,
     RadiusOption,
     TemperatureOption,
     TopkOption,
     propagation_config,
     propagation_extractor,
+    propagation_setup,
 )
 
 _VIDEO_OVERLAY = (".mp4",)
@@ -74,10 +76,10 @@ def propagate(
     weights: WeightsOption = "default",
     layer: LayerOption = None,
     output_stride: OutputStrideOption = None,
-    stride_mode: StrideModeOption = "remove",
-    resize: ResizeOption = "native",
-    l2: L2Option = True,
-    preset_name: PresetOption = "crw",
+    stride_mode: StrideModeOption = CRW.features.stride_mode,
+    resize: ProtocolResizeOption = None,
+    l2: L2Option = CRW.features.l2_normalize,
+    preset_name: PresetOption = None,
     temperature: TemperatureOption = None,
     topk: TopkOption = None,
     radius: RadiusOption = None,
@@ -92,9 +94,11 @@ def propagate(
     start_output(json_output)
     from ..data.masks import read_label_png
     from ..data.video import open_video
-    from ..video_propagation import check_first_mask
+    from ..vos.frames import check_first_mask
+    from ..vos.video_run import write_propagation
 
-    config = propagation_config(preset_name, temperature, topk, radius, context)
+    protocol, architecture = propagation_setup(preset_name, backbone, checkpoint)
+    config = propagation_config(protocol, temperature, topk, radius, context)
     if overlay is not None and overlay.suffix.lower() not in _VIDEO_OVERLAY + _IMAGE_OVERLAY:
         raise InputError(f"--overlay {overlay} must end in .mp4, .png or .jpg", hint="e.g. --overlay overlay.mp4")
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
@@ -107,15 +111,13 @@ def propagate(
         first = (first == 255).astype(np.uint8)  # a 0/255 mask is one object
     num_labels = check_first_mask(first, video.info.size, f"mask {mask}")
     extractor = propagation_extractor(
-        backbone, weights, checkpoint, layer, output_stride, stride_mode, resize, l2, batch_size, device
+        protocol, architecture, weights, checkpoint, layer, output_stride, stride_mode, resize, l2, batch_size, device
     )
     described = extractor.backbone.describe()
     info(
         f"video propagate: {len(video)} frames of {video.info.size[1]}x{video.info.size[0]}, {num_labels - 1} "
-        f"object(s); {preset_name} protocol, {described['name']} {described['layer']} stride {described['stride']}"
+        f"object(s); {protocol.name} protocol, {described['name']} {described['layer']} stride {described['stride']}"
     )
-    from ..video_propagation import write_propagation
-
     start = time.perf_counter()
     report = write_propagation(video, first, num_labels, extractor, config, out, overlay, every, _STRIP_FRAMES)
     report["seconds"] = round(time.perf_counter() - start, 2)

@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataFormatError, InputError
+from ..labels import VOID
 from .atomic import atomic_open
 from .images import read_image, write_image
 from .masks import read_label_png, write_label_png
 
 YEARS = ("2016", "2017")
-VOID_LABEL = 255
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ class DavisDataset:
     def num_objects(self, name: str) -> int:
         """Number of objects: the largest id in the first-frame annotation (void excluded), as DAVIS counts."""
         labels = self.first_frame_labels(name)
-        labels = labels[labels != VOID_LABEL]
+        labels = labels[labels != VOID]
         return int(labels.max(initial=0))
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataFormatError, InputError
+from ..labels import VOID
 from .atomic import atomic_open
 from .images import read_image, write_image
 from .masks import read_label_png, write_label_png
@@ -33,7 +34,6 @@ VOC7_CLASS_IDS: tuple[int, ...] = (1, 5, 6, 7, 8, 10, 15)
 """The 7-class subset of the MaskContrast protocol: aeroplane, bottle, bus, car, cat, cow, person."""
 
 VOC7_CLASSES: tuple[str, ...] = tuple(VOC_CLASSES[i] for i in VOC7_CLASS_IDS)
-VOID_LABEL = 255
 
 _SPLIT_DIR = Path("ImageSets") / "Segmentation"
 
@@ -165,9 +165,9 @@ def seven_class_labels(labels: np.ndarray) -> np.ndarray:
         uint8 [H, W] with the same ids for 0, 255 and :data:`VOC7_CLASS_IDS`, 255 elsewhere.
     """
     keep = np.zeros(256, dtype=bool)
-    keep[[0, VOID_LABEL, *VOC7_CLASS_IDS]] = True
+    keep[[0, VOID, *VOC7_CLASS_IDS]] = True
     labels = np.asarray(labels, dtype=np.uint8)
-    return np.where(keep[labels], labels, VOID_LABEL).astype(np.uint8)
+    return np.where(keep[labels], labels, VOID).astype(np.uint8)
 
 
 def write_voc_sample(

@@ -19,11 +19,11 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
+from ..labels import VOID
 from .boundary import DEFAULT_BOUND_TH, dilation_radius, f_measure
 from .region import jaccard
 from .statistics import DEFAULT_DECAY_BINS, DEFAULT_RECALL_THRESHOLD, Statistics, summarize
 
-VOID_LABEL = 255
 GLOBAL_COLUMNS = ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay")
 VOID_MODES = ("background", "ignore")
 
@@ -90,7 +90,7 @@ def score_frame(
     if void not in VOID_MODES:
         raise ValueError(f"void must be one of {VOID_MODES}, got {void!r}")
     if void == "ignore":
-        void_mask = gt == VOID_LABEL
+        void_mask = gt == VOID
         if void_mask.any():
             # void is never an object id in gt, so masking only the prediction is the same as masking both
             pred = np.where(void_mask, 0, pred)

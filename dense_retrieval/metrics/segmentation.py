@@ -6,7 +6,7 @@ are left out, IoU = TP / (TP + FP + FN) per class, and a class that never occurs
 ground truth scores 0 (``absent="zero"``). The mean runs over the classes not ``excluded``: the
 21-class VOC number keeps background, the 7-class number excludes it and the 14 unused classes.
 
-No I/O, no printing (house rule 1).
+No I/O, no printing (docs/architecture.md, house rule 1).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from collections.abc import Iterable, Sequence
 from typing import Literal
 
 import numpy as np
+
+from ..labels import VOID
 
 AbsentPolicy = Literal["zero", "skip"]
 
@@ -27,7 +29,7 @@ class ConfusionMeter:
         ignore_index: ground-truth value left out of every count (VOC: 255).
     """
 
-    def __init__(self, num_classes: int, ignore_index: int = 255):
+    def __init__(self, num_classes: int, ignore_index: int = VOID):
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         self.num_classes = num_classes

@@ -15,10 +15,13 @@ augmentations, losses) at small crop sizes, a small network and a small queue, f
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
+from ..backbone.specs import ARCHITECTURES as _SPECS
 from ..errors import InputError
 
-ARCHITECTURES = ("resnet18", "resnet50", "mobilenet_v2")
+ARCHITECTURES = tuple(name for name, spec in _SPECS.items() if not spec.is_vit)
+"""The networks MoCo pretraining supports: every CNN of the architecture table (ViTs are not MoCo v2 encoders)."""
 
 
 @dataclass(frozen=True)
@@ -197,6 +200,49 @@ class PretrainConfig:
         crops = {key: tuple(v) if isinstance(v, list) else v for key, v in dict(values.pop("crops")).items()}
         values["auto_augment_crops"] = tuple(values.get("auto_augment_crops", ()))
         return cls(crops=MultiCropConfig(**crops), **values)
+
+
+DEFAULT_WORKERS = 2
+"""Data-loading processes per training process: enough to keep the CPU step fed on 2 cores (tools/bench_pretrain.py)."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run is carried out; none of these change the weights it produces (except ``amp``).
+
+    Attributes:
+        out: the run folder.
+        resume: continue the run in ``out`` from its checkpoint (start fresh when there is none).
+        overwrite: start over in an ``out`` that holds a run.
+        workers: data-loading processes per training process (0: load in the training process).
+        device: "auto" (CUDA when present), "cpu", "cuda".
+        amp: mixed precision on CUDA (bfloat16 where supported, else float16 with a gradient scaler).
+        channels_last: channels-last tensors on CUDA.
+        checkpoint_every: also write the checkpoint every N steps (0: at epoch ends only).
+        keep_every: keep a copy of the checkpoint every N epochs (0: only the latest).
+        max_steps: stop after this global step, with a checkpoint (0: run every epoch).
+        eval_davis: a DAVIS root scored (CRW protocol) every ``eval_every`` epochs and at the end.
+        eval_year / eval_set: its ImageSets file.
+        frame_step: every N-th frame of video files.
+        preset: the preset name, for the record.
+    """
+
+    out: Path
+    resume: bool = False
+    overwrite: bool = False
+    workers: int = DEFAULT_WORKERS
+    device: str = "auto"
+    amp: bool = True
+    channels_last: bool = True
+    checkpoint_every: int = 0
+    keep_every: int = 0
+    max_steps: int = 0
+    eval_davis: Path | None = None
+    eval_every: int = 1
+    eval_year: str = "2017"
+    eval_set: str = "val"
+    frame_step: int = 1
+    preset: str | None = None
 
 
 OURS = PretrainConfig()

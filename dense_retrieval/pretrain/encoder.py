@@ -4,7 +4,7 @@ The parameter names are torchvision's (``conv1.weight``, ``layer3.1.bn2.running_
 plus ``fc.0.*`` / ``fc.2.*`` for the head (Linear C-C, ReLU, Linear C-dim; MoCo v2's ``--mlp``), for every
 architecture. For MobileNetV2 the ``classifier`` is dropped (nothing with parameters is left under that
 name) and the head sits under ``fc`` like the ResNets'. So the query encoder of a checkpoint, minus
-``fc.``, loads strictly into the plain torchvision model (dense_retrieval.checkpoints).
+``fc.``, loads strictly into the plain torchvision model (backbone/weights/checkpoints.py).
 
 ``Encoder(x)`` -> ``(pooled, projection)``: ``pooled`` float ``[N, C]`` is the global average pool of the
 last feature map (2048 for ResNet-50, 512 for ResNet-18, 1280 for MobileNetV2), the feature the
@@ -20,15 +20,25 @@ import torch
 import torchvision
 from torch import nn
 
+from ..backbone.specs import get_spec
 from ..errors import InputError
 
-# the torchvision children run before pooling, in order; every other child (fc / classifier) is dropped
-_TRUNK = {
-    "resnet18": ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"),
-    "resnet50": ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"),
-    "mobilenet_v2": ("features",),
-}
-FEATURE_DIMS = {"resnet18": 512, "resnet50": 2048, "mobilenet_v2": 1280}
+
+def trunk_names(arch: str) -> tuple[str, ...]:
+    """The torchvision children run before pooling, in order: the spec's stem, then the top-level modules
+    holding its layers (ResNets: conv1 .. maxpool, layer1 .. layer4; MobileNetV2: features)."""
+    spec = get_spec(arch)
+    names = list(spec.stem)
+    for layer in spec.layers:
+        top = layer.name.split(".")[0]
+        if top not in names:
+            names.append(top)
+    return tuple(names)
+
+
+def feature_dim(arch: str) -> int:
+    """Channels of the pooled feature: the last layer's (512 ResNet-18, 2048 ResNet-50, 1280 MobileNetV2)."""
+    return get_spec(arch).layers[-1].channels
 
 
 class Encoder(nn.Module):
@@ -42,14 +52,15 @@ class Encoder(nn.Module):
 
     def __init__(self, arch: str, dim: int = 128, network: nn.Module | None = None):
         super().__init__()
-        if arch not in _TRUNK:
-            raise InputError(f"unknown architecture {arch!r}", hint=f"choose one of {', '.join(_TRUNK)}")
-        network = network if network is not None else getattr(torchvision.models, arch)(weights=None)
+        spec = get_spec(arch)
+        if spec.is_vit:
+            raise InputError(f"{arch} is a vision transformer; MoCo pretraining takes a CNN", hint="e.g. resnet50")
+        network = network if network is not None else getattr(torchvision.models, spec.constructor)(weights=None)
         self.arch = arch
-        self.trunk_names = _TRUNK[arch]
+        self.trunk_names = trunk_names(arch)
         for name in self.trunk_names:
             self.add_module(name, getattr(network, name))
-        width = FEATURE_DIMS[arch]
+        width = feature_dim(arch)
         self.fc = nn.Sequential(nn.Linear(width, width), nn.ReLU(inplace=True), nn.Linear(width, dim))
         self.feature_dim = width
 
@@ -85,7 +96,7 @@ def build_encoder(arch: str, dim: int, weights: str, seed: int) -> tuple[Encoder
             raise InputError(f"weights {weights!r}: the seed must be an integer", hint="e.g. random:1") from None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(random_seed)
-        network = getattr(torchvision.models, arch)(weights=None)
+        network = getattr(torchvision.models, get_spec(arch).constructor)(weights=None)
         encoder = Encoder(arch, dim, network)
     if weights == "random" or weights.startswith("random:"):
         return encoder, {"weights": f"random:{random_seed}", "weights_sha256": None}
@@ -96,8 +107,8 @@ def build_encoder(arch: str, dim: int, weights: str, seed: int) -> tuple[Encoder
 def _load_into(network: nn.Module, arch: str, weights: str) -> dict:
     """Load registry weights or a checkpoint file strictly into the torchvision ``network`` (shared with the
     encoder's trunk modules, so the encoder sees them)."""
-    from ..checkpoints import apply_state_dict, load_checkpoint
-    from ..weights_registry import REGISTRY, resolve_weights_path
+    from ..backbone.weights.checkpoints import apply_state_dict, load_checkpoint
+    from ..backbone.weights.registry import REGISTRY, resolve_weights_path
 
     if weights in REGISTRY:
         entry = REGISTRY[weights]

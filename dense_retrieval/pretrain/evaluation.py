@@ -13,8 +13,6 @@ import shutil
 import time
 from pathlib import Path
 
-DEFAULT_LAYERS = {"resnet18": "layer3", "resnet50": "layer3", "mobilenet_v2": "features.13"}
-
 
 def evaluate_checkpoint_on_davis(
     checkpoint: str | os.PathLike,
@@ -37,25 +35,22 @@ def evaluate_checkpoint_on_davis(
     Returns:
         ``{"J&F": .., "J": .., "F": .., "frames": .., "seconds": ..}`` (means as fractions, 0..1).
     """
-    from ..backbones import BackboneConfig, build_backbone
+    from ..backbone.features import FeatureExtractor
     from ..data.davis import DavisDataset
-    from ..davis_eval import run_davis_evaluation
-    from ..davis_propagation import propagate_davis
-    from ..features import FeatureConfig, FeatureExtractor
-    from ..propagation import CRW
+    from ..protocols import CRW
+    from ..vos.davis_eval import run_davis_evaluation
+    from ..vos.davis_run import propagate_davis
 
     start = time.perf_counter()
     out = Path(out)
     if out.exists():
         shutil.rmtree(out)
-    backbone = build_backbone(
-        BackboneConfig(
-            name=arch, layer=DEFAULT_LAYERS[arch], output_stride=8, stride_mode="remove", weights=str(checkpoint)
-        )
+    protocol = CRW.features_for(arch)
+    extractor = FeatureExtractor.build(
+        protocol.backbone(arch, weights=str(checkpoint)), protocol.features(device=device)
     )
-    extractor = FeatureExtractor(backbone, FeatureConfig(l2_normalize=True, device=device))
     dataset = DavisDataset(davis_root, year=year, split=split)
-    summary = propagate_davis(dataset, out, extractor, CRW)
+    summary = propagate_davis(dataset, out, extractor, CRW.propagation)
     evaluation, _ = run_davis_evaluation(davis_root, out, year=year, split=split, processes=1)
     scores = evaluation.global_scores
     return {

@@ -19,7 +19,6 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -29,53 +28,12 @@ from .. import progress
 from ..errors import InputError
 from . import distributed
 from .checkpoint import build_payload, load_training_checkpoint, model_state, restore_rng_state, save_checkpoint
-from .config import PretrainConfig
+from .config import PretrainConfig, RunOptions
 from .dataset import EpochSampler, MultiCropDataset
 from .distributed import DistEnv, init_distributed
 from .run_folder import RunFolder
 from .source import scan_sources
 from .step import build_training_model, cosine_lr, forward_backward, step_seed
-
-DEFAULT_WORKERS = 2
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How a run is carried out; none of these change the weights it produces (except ``amp``).
-
-    Attributes:
-        out: the run folder.
-        resume: continue the run in ``out`` from its checkpoint (start fresh when there is none).
-        overwrite: start over in an ``out`` that holds a run.
-        workers: data-loading processes per training process (0: load in the training process).
-        device: "auto" (CUDA when present), "cpu", "cuda".
-        amp: mixed precision on CUDA (bfloat16 where supported, else float16 with a gradient scaler).
-        channels_last: channels-last tensors on CUDA.
-        checkpoint_every: also write the checkpoint every N steps (0: at epoch ends only).
-        keep_every: keep a copy of the checkpoint every N epochs (0: only the latest).
-        max_steps: stop after this global step, with a checkpoint (0: run every epoch).
-        eval_davis: a DAVIS root scored (CRW protocol) every ``eval_every`` epochs and at the end.
-        eval_year / eval_set: its ImageSets file.
-        frame_step: every N-th frame of video files.
-        preset: the preset name, for the record.
-    """
-
-    out: Path
-    resume: bool = False
-    overwrite: bool = False
-    workers: int = DEFAULT_WORKERS
-    device: str = "auto"
-    amp: bool = True
-    channels_last: bool = True
-    checkpoint_every: int = 0
-    keep_every: int = 0
-    max_steps: int = 0
-    eval_davis: Path | None = None
-    eval_every: int = 1
-    eval_year: str = "2017"
-    eval_set: str = "val"
-    frame_step: int = 1
-    preset: str | None = None
 
 
 def run_pretraining(

@@ -1,27 +1,29 @@
 """Video label propagation by feature affinity (CRW and DINO protocols), pure torch.
 
-config.py      PropagationConfig and the CRW / DINO presets
+config.py      PropagationConfig and the CRW / DINO presets (torch-free)
 affinity.py    top-k affinities inside spatial windows (tiled) or over a whole frame (chunked)
 propagator.py  the context memory, the joint top-k, the label update; streaming API
 labels.py      integer label maps <-> soft maps on the feature grid
+reference.py   a plain dense implementation (full affinity), the reference the tests hold the rest to
 """
 
-from .config import CRW, DINO, PRESETS, PropagationConfig, preset
-from .labels import count_labels, grid_to_labels, labels_to_grid
-from .propagator import LabelPropagator, MemoryFrame, Neighbours, propagate, propagate_step
+from .._lazy import lazy_exports
 
-__all__ = [
-    "CRW",
-    "DINO",
-    "PRESETS",
-    "LabelPropagator",
-    "MemoryFrame",
-    "Neighbours",
-    "PropagationConfig",
-    "count_labels",
-    "grid_to_labels",
-    "labels_to_grid",
-    "preset",
-    "propagate",
-    "propagate_step",
-]
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "CRW": ".config",
+        "DINO": ".config",
+        "PRESETS": ".config",
+        "PropagationConfig": ".config",
+        "preset": ".config",
+        "count_labels": ".labels",
+        "grid_to_labels": ".labels",
+        "labels_to_grid": ".labels",
+        "LabelPropagator": ".propagator",
+        "MemoryFrame": ".propagator",
+        "Neighbours": ".propagator",
+        "propagate": ".propagator",
+        "propagate_step": ".propagator",
+    },
+)

@@ -7,14 +7,13 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
-
-VOID_LABEL = 255
+from ..labels import VOID
 
 
 def count_labels(labels: np.ndarray | torch.Tensor) -> int:
     """Number of label channels for an integer map: its largest id plus one (void 255 excluded)."""
     labels = _as_long(labels)
-    valid = labels[labels != VOID_LABEL]
+    valid = labels[labels != VOID]
     return int(valid.max()) + 1 if valid.numel() else 1
 
 
@@ -36,7 +35,7 @@ def labels_to_grid(
     ids = _as_long(labels)
     if ids.dim() != 2:
         raise InputError(f"a label map must be 2-D [H, W], got shape {tuple(ids.shape)}")
-    ids = torch.where(ids == VOID_LABEL, torch.zeros_like(ids), ids)
+    ids = torch.where(ids == VOID, torch.zeros_like(ids), ids)
     if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= num_labels):
         raise InputError(
             f"label ids must lie in 0..{num_labels - 1}, found {int(ids.min())}..{int(ids.max())}",

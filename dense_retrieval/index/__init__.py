@@ -1,6 +1,0 @@
-"""A persistent segment index: FAISS vectors + SQLite metadata (see :mod:`.segment_index`)."""
-
-from .segment_index import SegmentIndex
-from .storage import DB_NAME, DEFAULT_FACTORY, FAISS_DIR, VOLATILE_KEYS, index_config
-
-__all__ = ["DB_NAME", "DEFAULT_FACTORY", "FAISS_DIR", "VOLATILE_KEYS", "SegmentIndex", "index_config"]

@@ -1,0 +1,174 @@
+"""Named end-to-end protocols: the feature side and the algorithm side of each published evaluation.
+
+A protocol says how features are taken (which layer, output stride and how it is reached, L2
+normalisation, input resizing) and what is done with them (the propagation settings, or the VOC
+retrieval settings). Vision transformers have no output stride to choose (patch tokens come at stride
+= patch size) and may have a feature side of their own (:meth:`Protocol.features_for`): DINO's resizes
+frames to a short side of 480 with the long side floored to a multiple of 64. Commands and the library
+start from these presets; every CLI option overrides one field. Adding a protocol means adding one named
+:class:`Protocol` to :data:`PROTOCOLS`.
+
+Nothing here imports torch: the CLI reads its defaults from this module while printing ``--help``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from .backbone.config import BackboneConfig, FeatureConfig
+from .backbone.specs import STRIDE_MODES, get_spec
+from .errors import InputError
+from .propagation import config as propagation
+from .retrieval.config import VocProtocol
+
+
+@dataclass(frozen=True)
+class FeatureProtocol:
+    """The feature side of a protocol.
+
+    Attributes:
+        layer: the layer features are taken from; None: the architecture's default layer
+            (:attr:`ArchitectureSpec.default_layer`: ResNets layer3 = res4, MobileNetV2 features.13).
+        output_stride: 8, 16 or 32; None keeps the layer's natural stride.
+        stride_mode: ``"remove"`` (CRW: strides set to 1, no dilation) or ``"dilate"`` (DeepLab).
+        l2_normalize: L2-normalise every feature vector over channels.
+        resize: the input resize policy (``native``, ``short:N``, ``short:N/M``, ``fixed:HxW``); for a ViT
+            both sides are then floored to a multiple of the patch size.
+        interpolation: image resampling when resizing.
+    """
+
+    layer: str | None = None
+    output_stride: int | None = None
+    stride_mode: str = "remove"
+    l2_normalize: bool = False
+    resize: str = "native"
+    interpolation: str = "bicubic"
+
+    def __post_init__(self) -> None:
+        if self.stride_mode not in STRIDE_MODES:
+            raise InputError(f"unknown stride mode {self.stride_mode!r}", hint="use 'remove' or 'dilate'")
+
+    def backbone(
+        self,
+        name: str,
+        weights: str = "default",
+        layer: str | None = None,
+        output_stride: int | None = None,
+        stride_mode: str | None = None,
+    ) -> BackboneConfig:
+        """The BackboneConfig of architecture ``name`` under this protocol; given values override it."""
+        get_spec(name)  # an unknown architecture fails here, naming the known ones
+        return BackboneConfig(
+            name=name,
+            layer=layer or self.layer,
+            output_stride=output_stride or self.output_stride,
+            stride_mode=stride_mode or self.stride_mode,
+            weights=weights,
+        )
+
+    def features(self, **overrides: object) -> FeatureConfig:
+        """The FeatureConfig of this protocol; ``overrides`` (batch_size, device, l2_normalize, ...) win."""
+        settings = {"resize": self.resize, "interpolation": self.interpolation, "l2_normalize": self.l2_normalize}
+        settings.update({key: value for key, value in overrides.items() if value is not None})
+        return FeatureConfig(**settings)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A published evaluation protocol, end to end.
+
+    Attributes:
+        name: what users type (``--preset crw``).
+        features: how features are taken.
+        vit_features: how a vision transformer's features are taken, when the protocol says so (DINO);
+            None: :attr:`features` without its output stride.
+        propagation: label propagation settings (video protocols).
+        voc: segment retrieval settings (VOC protocols).
+        source: the paper and code the protocol follows.
+    """
+
+    name: str
+    features: FeatureProtocol
+    propagation: propagation.PropagationConfig | None = None
+    voc: VocProtocol | None = None
+    source: str = ""
+    vit_features: FeatureProtocol | None = None
+
+    def replace(self, **changes: object) -> Protocol:
+        return replace(self, **changes)
+
+    def features_for(self, architecture: str) -> FeatureProtocol:
+        """The feature side of this protocol for ``architecture``.
+
+        CNNs get :attr:`features`. A ViT gets :attr:`vit_features` (or :attr:`features`) without an output
+        stride; a ``short:N/M`` resize whose ``M`` is not a multiple of the patch size (DINO's 64 with
+        14-pixel patches) floors the long side to a multiple of the patch size instead.
+        """
+        spec = get_spec(architecture)
+        if spec.transformer is None:
+            return self.features
+        chosen = replace(self.vit_features or self.features, output_stride=None)
+        floor = re.fullmatch(r"short:(\d+)/(\d+)", chosen.resize)
+        patch = spec.transformer.patch_size
+        if floor and int(floor.group(2)) % patch:
+            chosen = replace(chosen, resize=f"short:{floor.group(1)}/{patch}")
+        return chosen
+
+
+_PROPAGATION_FEATURES = FeatureProtocol(output_stride=8, stride_mode="remove", l2_normalize=True, resize="native")
+
+CRW = Protocol(
+    "crw",
+    _PROPAGATION_FEATURES,
+    propagation=propagation.CRW,
+    source="Jabri et al., NeurIPS 2020 (ajabri/videowalk code/test.py), as used by Van Gansbeke et al., "
+    "NeurIPS 2021 for DAVIS-2017: res4 at output stride 8 by stride removal, L2-normalised, native 480p frames",
+)
+"""The paper's DAVIS protocol: layer3 (res4) for ResNets at stride 8 by stride removal, L2, native frames."""
+
+DINO = Protocol(
+    "dino",
+    _PROPAGATION_FEATURES,
+    propagation=propagation.DINO,
+    source="Caron et al., ICCV 2021 (facebookresearch/dino eval_video_segmentation.py): ViT features of the last "
+    "block after the final norm, L2-normalised, frames resized to short side 480 with the long side floored to a "
+    "multiple of 64 (bilinear)",
+    vit_features=FeatureProtocol(l2_normalize=True, resize="short:480/64", interpolation="bilinear"),
+)
+"""DINO's protocol. ViTs: the last block's patch tokens, L2, short side 480 and the long side floored to a
+multiple of 64 (854 -> 832, 910 -> 896; /14 models: to a multiple of 14, 480x854 -> 476x854). CNNs: DINO's
+propagation settings on the same features as CRW (layer3 at stride 8, native frames)."""
+
+MASKCONTRAST = Protocol(
+    "maskcontrast",
+    FeatureProtocol(resize="fixed:512x512", interpolation="bicubic"),
+    voc=VocProtocol(),
+    source="Van Gansbeke et al., ICCV 2021 (wvangansbeke/Unsupervised-Semantic-Segmentation): VOC at 512x512, "
+    "mask-pooled, L2-normalised, nearest prototype",
+)
+"""Segment retrieval on PASCAL VOC. The paper's backbone setting is ResNet-50 layer4 at stride 8 by dilation
+(``--layer layer4 --output-stride 8 --stride-mode dilate``); the defaults keep the layer's natural stride."""
+
+SEGMENT_INDEX = Protocol(
+    "index",
+    FeatureProtocol(),
+    source="dense-retrieval's segment indexes: the architecture's default layer at its natural stride, native size",
+)
+"""Indexing any image collection: default layer, natural stride, images at their own size."""
+
+PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (CRW, DINO, MASKCONTRAST, SEGMENT_INDEX)}
+PROPAGATION_PROTOCOLS: tuple[str, ...] = tuple(name for name, p in PROTOCOLS.items() if p.propagation is not None)
+
+
+def default_propagation_protocol(architecture: str) -> Protocol:
+    """The propagation protocol used when none is named: DINO's for a ViT, CRW's (the paper's) otherwise."""
+    return DINO if get_spec(architecture).transformer is not None else CRW
+
+
+def get_protocol(name: str) -> Protocol:
+    """The protocol called ``name``."""
+    try:
+        return PROTOCOLS[name.lower()]
+    except KeyError:
+        raise InputError(f"unknown protocol {name!r}", hint=f"use one of {', '.join(PROTOCOLS)}") from None

@@ -1,0 +1,119 @@
+"""Run records: what made an output, written next to it and compared before results are mixed.
+
+Every output of the toolkit (a DAVIS results folder's ``propagation.json``, a segment index's
+metadata, a feature file) records the backbone and weights, the feature settings and the settings of
+the algorithm that made it (docs/architecture.md, house rule 4). Two outputs may be combined, or a
+finished one reused, only when their records have the same :meth:`RunRecord.identity`: the record
+without :data:`NEUTRAL_KEYS`, the settings that change speed or placement but never the numbers.
+
+On disk a record is one flat JSON object::
+
+    {"backbone": {...}, "features": {...}, <setting>: ..., ...}
+
+``backbone`` is what :meth:`DenseBackbone.describe` returns (network, layer, stride, weights and their
+sha256), ``features`` the :class:`FeatureConfig` fields, and the remaining keys are the road's own
+settings (``propagation`` and ``davis`` for label propagation; ``pooling`` and ``dim`` for an index).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import DataFormatError
+
+NEUTRAL_KEYS = frozenset({"batch_size", "device", "amp", "autocast", "num_workers", "progress", "tile", "query_chunk"})
+"""Settings that never change results: batching, device placement, mixed precision on CUDA (whose effect
+is within float tolerance), and the propagation tiling knobs (memory and speed only)."""
+
+_BACKBONE_KEYS = ("name", "layer", "output_stride", "stride_mode", "weights", "channels", "stride")
+_FEATURE_KEYS = ("resize", "interpolation", "l2_normalize")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What made an output.
+
+    Attributes:
+        backbone: network, layer, output stride, stride mode, weights id and sha256, channels, stride.
+        features: how images became network inputs and what happened to the output (resize,
+            interpolation, L2 normalisation, and runtime settings such as the batch size).
+        settings: the road's own settings, e.g. ``{"propagation": {...}, "davis": {...}}`` or
+            ``{"pooling": "upsample", "dim": 1280}``.
+    """
+
+    backbone: Mapping[str, Any]
+    features: Mapping[str, Any]
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, described: Mapping[str, Any], **settings: Any) -> RunRecord:
+        """From ``FeatureExtractor.describe()`` (``{"backbone", "features"}``) and the road's settings."""
+        return cls(dict(described["backbone"]), dict(described["features"]), settings)
+
+    @classmethod
+    def from_dict(cls, document: Any, source: str) -> RunRecord:
+        """Read a record back, checking its shape.
+
+        Args:
+            document: the parsed JSON object.
+            source: how to name it in errors (a file path).
+
+        Raises:
+            DataFormatError: not an object, or ``backbone``/``features`` missing, not objects, or lacking
+                the keys every record has.
+        """
+        if not isinstance(document, Mapping):
+            raise DataFormatError(f"{source}: the run record is not a JSON object", hint="it was not made by this tool")
+        for section, keys in (("backbone", _BACKBONE_KEYS), ("features", _FEATURE_KEYS)):
+            value = document.get(section)
+            if not isinstance(value, Mapping):
+                raise DataFormatError(f"{source}: the run record has no {section!r} object")
+            missing = [key for key in keys if key not in value]
+            if missing:
+                raise DataFormatError(f"{source}: the run record's {section!r} lacks {', '.join(missing)}")
+        settings = {key: value for key, value in document.items() if key not in ("backbone", "features")}
+        return cls(dict(document["backbone"]), dict(document["features"]), settings)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The flat JSON object written to disk."""
+        return {"backbone": dict(self.backbone), "features": dict(self.features), **self.settings}
+
+    def identity(self) -> dict[str, Any]:
+        """The record without :data:`NEUTRAL_KEYS`, JSON-normalised: equal identities, equal results."""
+        return identity(self.as_dict())
+
+    def differences(self, other: RunRecord) -> list[str]:
+        """Dotted keys (``backbone.weights``) where the identities of two records differ, sorted."""
+        return differences(self.as_dict(), other.as_dict())
+
+
+def identity(document: Any) -> Any:
+    """``document`` without :data:`NEUTRAL_KEYS` at any depth, as plain JSON values (tuples become lists)."""
+    if isinstance(document, Mapping):
+        return {str(key): identity(value) for key, value in document.items() if key not in NEUTRAL_KEYS}
+    return json.loads(json.dumps(document, default=str))
+
+
+def differences(stored: Any, given: Any) -> list[str]:
+    """Dotted keys where ``identity(stored)`` and ``identity(given)`` differ, sorted."""
+    return sorted(_differences(identity(stored), identity(given), ""))
+
+
+def _differences(old: Any, new: Any, prefix: str) -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        found: list[str] = []
+        for key in set(old) | set(new):
+            found += _differences(old.get(key), new.get(key), f"{prefix}{key}.")
+        return found
+    return [] if old == new else [prefix.rstrip(".")]
+
+
+def value_at(document: Any, dotted: str) -> Any:
+    """The value under a dotted key (``backbone.name``) of a nested record, or None where the path ends early."""
+    value = document
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value

@@ -1,0 +1,108 @@
+"""The frame loop shared by every video road: frames -> features -> propagated label maps.
+
+Frames stream through the extractor (batched) and the propagator one at a time; only the frames
+still in the context stay in memory (:mod:`dense_retrieval.propagation`). Predictions are upsampled
+to the frame size; the callers write them (DAVIS results in :mod:`.davis_run`, any video in
+:mod:`.video_run`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+import torch
+
+from ..backbone.features import FeatureExtractor
+from ..errors import DataFormatError, InputError
+from ..labels import VOID
+from ..propagation.config import PropagationConfig
+from ..propagation.labels import grid_to_labels, labels_to_grid
+from ..propagation.propagator import LabelPropagator
+from ..records import RunRecord
+
+RECORD = "propagation.json"
+"""The run record a results folder keeps: what made its masks (:class:`~dense_retrieval.records.RunRecord`)."""
+
+
+def check_first_mask(mask: np.ndarray, frame_size: tuple[int, int], source: str = "first-frame mask") -> int:
+    """Validate a first-frame label map against the video and return its number of label channels.
+
+    Args:
+        mask: ``uint8 [H, W]`` object ids (0 background, 255 void).
+        frame_size: ``(H, W)`` of the video's frames.
+        source: how to name the mask in errors.
+
+    Returns:
+        ``largest object id + 1`` (background included).
+
+    Raises:
+        DataFormatError: the mask's size differs from the frames'.
+        InputError: the mask holds no object.
+    """
+    if mask.shape[:2] != tuple(frame_size):
+        raise DataFormatError(
+            f"{source} is {mask.shape[0]}x{mask.shape[1]} but the frames are {frame_size[0]}x{frame_size[1]}",
+            hint="the mask must be the annotation of the first frame, at the frame's size",
+        )
+    objects = np.unique(mask[(mask != 0) & (mask != VOID)])
+    if objects.size == 0:
+        raise InputError(
+            f"{source} has no objects (only background/void)",
+            hint="label the objects to follow with ids 1, 2, ... (or 255 on 0 for a single object)",
+        )
+    return int(objects.max()) + 1
+
+
+def propagate_frames(
+    frames: Iterable[np.ndarray],
+    first_labels: np.ndarray,
+    extractor: FeatureExtractor,
+    config: PropagationConfig,
+    num_labels: int | None = None,
+    total: int | None = None,
+    desc: str = "frames",
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Propagate ``first_labels`` through ``frames``.
+
+    Args:
+        frames: ``uint8 [H, W, 3]`` RGB frames, the annotated one first, all one size.
+        first_labels: ``uint8 [H, W]`` ids of the first frame (0 background; 255 void counts as
+            background).
+        extractor: the backbone and feature settings (CRW: ResNet-50 layer3, stride 8, L2-normalised).
+        config: the propagation protocol.
+        num_labels: label channels (default: largest id in ``first_labels`` + 1).
+        total: number of frames, for the progress bar.
+        desc: progress bar label.
+
+    Yields:
+        ``(frame, labels)`` per frame: the RGB frame and its ``uint8 [H, W]`` ids. The first frame's
+        labels are ``first_labels`` unchanged (it is not predicted).
+    """
+    num_labels = num_labels or check_first_mask(first_labels, first_labels.shape[:2])
+    propagator = LabelPropagator(config)
+    size = tuple(first_labels.shape[:2])
+    # features stay on the extractor's device: on a GPU the propagation runs there too
+    stream = extractor.stream(frames, total=total, desc=desc, keep_on_device=True)
+    for index, (frame, maps) in enumerate(stream):
+        if frame.shape[:2] != size:
+            raise DataFormatError(
+                f"frame {index} is {frame.shape[0]}x{frame.shape[1]}, the first frame {size[0]}x{size[1]}",
+                hint="all frames of a video must have the same size",
+            )
+        frame_features = maps.single()
+        if index == 0:
+            grid = labels_to_grid(first_labels, num_labels, maps.grid, config.label_resize)
+            with torch.inference_mode():
+                propagator.start(frame_features, grid.to(frame_features.device))
+            yield frame, np.ascontiguousarray(first_labels, dtype=np.uint8)
+            continue
+        with torch.inference_mode():
+            soft = propagator.step(frame_features)
+            labels = grid_to_labels(soft, size, normalize=config.normalize_prediction)
+        yield frame, labels.to(torch.uint8).cpu().numpy()
+
+
+def run_record(extractor: FeatureExtractor, config: PropagationConfig, **settings: object) -> RunRecord:
+    """Everything that determines the masks: backbone, weights, feature settings, propagation protocol."""
+    return RunRecord.of(extractor.describe(), propagation=config.describe(), **settings)
