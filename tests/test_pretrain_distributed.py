@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -26,9 +27,20 @@ from tests.pretrain_worker import GLOBAL_BATCH, STEPS, WORLD, run_steps
 pytestmark = [pytest.mark.slow, pytest.mark.multiprocess]
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def _torchrun(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """torchrun with 2 processes on this machine. The rendezvous is static on 127.0.0.1 (not --standalone,
+    whose c10d store advertises the host name, which need not resolve)."""
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(WORLD), *args]
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", str(WORLD),
+        "--master-addr", "127.0.0.1", "--master-port", str(_free_port()), *args,
+    ]  # fmt: skip
     proc = subprocess.run(command, capture_output=True, text=True, cwd=PROJECT_ROOT, env=env, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return proc
