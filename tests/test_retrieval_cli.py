@@ -195,7 +195,13 @@ def test_build_killed_mid_way_leaves_previous_index(built, voc, tmp_path):
         if path.is_file():
             (target / path.relative_to(out)).parent.mkdir(parents=True, exist_ok=True)
             (target / path.relative_to(out)).write_bytes(path.read_bytes())
-    many = [str(p) for p in sorted((voc / "JPEGImages").glob("*.jpg"))] * 30
+    copies = tmp_path / "copies"  # distinct paths: a build indexes a repeated path only once
+    copies.mkdir()
+    many = []
+    for round_ in range(30):
+        for source in sorted((voc / "JPEGImages").glob("*.jpg")):
+            many.append(str(copies / f"{round_:02d}-{source.name}"))
+            Path(many[-1]).write_bytes(source.read_bytes())
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     process = subprocess.Popen(
         [sys.executable, "-m", "dense_retrieval", "index", "build", *many, "--proposals", "superpixels",

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from ..errors import OutputExistsError
+from ..data.outputs import check_output
+from ..errors import InputError, OutputExistsError
 from ..protocols import SEGMENT_INDEX
 from . import groups
 from .common import BatchSizeOption, DeviceOption, JsonOption, info, print_json, start_output
@@ -56,6 +57,9 @@ def features(
     from ..data.sources import open_sources
 
     start_output(json_output)
+    if dtype not in ("float32", "float16"):
+        raise InputError(f"--dtype {dtype!r} is not supported", hint="use float32 or float16")
+    check_output(out, [*inputs, *([checkpoint] if checkpoint else [])], kind="file")
     if out.exists() and not overwrite:
         raise OutputExistsError(f"{out} already exists", hint="pass --overwrite or choose another --out")
     names, frames = open_sources(inputs)
@@ -71,8 +75,8 @@ def features(
     )
     start = time.perf_counter()
     metadata = {"tool": f"dense-retrieval {__version__}", **extractor.describe()}
-    stream = (maps.single() for _frame, maps in extractor.stream(frames, total=len(names)))
-    count = write_feature_store(out, zip(names, stream, strict=True), metadata, dtype=dtype)
+    pairs = extractor.stream(frames, image_of=lambda pair: pair[1], total=len(names))
+    count = write_feature_store(out, ((pair[0], maps.single()) for pair, maps in pairs), metadata, dtype=dtype)
     report = {
         "out": str(out),
         "count": count,

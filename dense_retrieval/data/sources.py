@@ -14,12 +14,14 @@ from .video import open_video
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
 
-def open_sources(inputs: list[str | os.PathLike]) -> tuple[list[str], Iterator[np.ndarray]]:
-    """Names and a lazy stream of uint8 [H, W, 3] frames for ``inputs``.
+def open_sources(inputs: list[str | os.PathLike]) -> tuple[list[str], Iterator[tuple[str, np.ndarray]]]:
+    """Names and a lazy stream of ``(name, uint8 [H, W, 3] frame)`` for ``inputs``.
 
     Every input is checked before the stream starts (missing paths, empty folders, videos that cannot be
     opened raise at once); images are decoded only as the stream is consumed. Video frames are named
-    ``<video file name>/<frame number>``, images by their path.
+    ``<video file name>/<frame number>``, images by their path. The names list is what the headers
+    promise; the stream names what was actually decoded (a truncated video yields fewer frames, with a
+    warning from :class:`~.video.VideoFrames`).
     """
     names: list[str] = []
     plan: list[Path | list[Path]] = []
@@ -33,12 +35,13 @@ def open_sources(inputs: list[str | os.PathLike]) -> tuple[list[str], Iterator[n
             names += [str(path) for path in paths]
             plan.append(paths)
 
-    def stream() -> Iterator[np.ndarray]:
+    def stream() -> Iterator[tuple[str, np.ndarray]]:
         for source in plan:
             if isinstance(source, Path):
-                yield from open_video(source)
+                for index, frame in enumerate(open_video(source)):
+                    yield f"{source.name}/{index:05d}", frame
             else:
                 for path in source:
-                    yield read_image(path)
+                    yield str(path), read_image(path)
 
     return names, stream()

@@ -18,7 +18,7 @@ import faiss
 
 from ...data.atomic import atomic_path
 from ...errors import DataFormatError, InputError
-from ...records import RunRecord
+from ...records import RunRecord, check_index_meta
 from ..segments import Segment
 
 FORMAT_VERSION = 2
@@ -43,6 +43,10 @@ CREATE TABLE segments (
 );
 CREATE INDEX segments_image ON segments (image);
 """
+# the images already indexed, by path and content (sha256 of the file): `index add` skips them
+IMAGES_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS images (path TEXT NOT NULL, sha256 TEXT NOT NULL, PRIMARY KEY (path, sha256))"
+)
 ROW_COLUMNS = "id, image, method, height, width, rle, bbox_x, bbox_y, bbox_w, bbox_h, area, label"
 
 
@@ -78,8 +82,14 @@ def write_faiss(index: faiss.Index, path: Path) -> None:
 
 
 def connect(path: Path, readonly: bool) -> sqlite3.Connection:
+    """A connection to an index database. Read-only connections also work on read-only folders and media:
+    where SQLite cannot create its shared-memory file there, the database is opened as immutable (no
+    process can be writing into a folder that nobody may write)."""
     if readonly:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30, isolation_level=None)
+        if not os.access(path.parent, os.W_OK):
+            db.close()
+            db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, timeout=30, isolation_level=None)
     else:
         db = sqlite3.connect(path, timeout=30, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
@@ -90,7 +100,10 @@ def connect(path: Path, readonly: bool) -> sqlite3.Connection:
 
 
 def acquire_writer_lock(path: Path) -> Any:
-    handle = open(path / ".writer.lock", "a+")  # noqa: SIM115 - held for the index's lifetime
+    try:
+        handle = open(path / ".writer.lock", "a+")  # noqa: SIM115 - held for the index's lifetime
+    except PermissionError:
+        raise InputError(f"index {path} is read-only", hint="copy it somewhere writable to add to it") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -99,6 +112,54 @@ def acquire_writer_lock(path: Path) -> Any:
             f"index {path} is being written by another process", hint="wait for it, or open the index read-only"
         ) from None
     return handle
+
+
+def count_rows(db: sqlite3.Connection, ntotal: int) -> tuple[dict, int]:
+    """Segments and images per proposal method, and distinct images, of the first ``ntotal`` rows (rows beyond
+    the loaded version, committed since by another process, are not counted)."""
+    rows = db.execute(
+        "SELECT method, COUNT(*), COUNT(DISTINCT image) FROM segments WHERE id < ? GROUP BY method", (ntotal,)
+    )
+    methods = {method: {"segments": n, "images": images} for method, n, images in rows}
+    images = db.execute("SELECT COUNT(DISTINCT image) FROM segments WHERE id < ?", (ntotal,)).fetchone()[0]
+    return methods, images
+
+
+def check_factory(index: faiss.Index, factory: str) -> None:
+    """Refuse factories FAISS accepts but cannot use (an IVF without lists)."""
+    try:
+        lists = faiss.extract_index_ivf(index).nlist
+    except RuntimeError:  # not an IVF index
+        return
+    if lists < 1:
+        raise InputError(f"FAISS factory {factory!r} has no inverted lists", hint="e.g. 'IVF256,Flat'")
+
+
+def image_indexed(db: sqlite3.Connection, image: str, sha256: str, ntotal: int) -> bool:
+    """Whether the index holds ``image`` with content ``sha256``; indexes made before contents were recorded
+    (no ``images`` row for the path) count an image by its path alone."""
+    known = db.execute("SELECT sha256 FROM images WHERE path = ?", (image,)).fetchall()
+    if known:
+        return any(row[0] == sha256 for row in known)
+    query = "SELECT 1 FROM segments WHERE image = ? AND id < ? LIMIT 1"
+    return db.execute(query, (image, ntotal)).fetchone() is not None
+
+
+def gpu_copy(index: faiss.Index) -> faiss.Index:
+    """A GPU copy of ``index`` when faiss has GPUs and the factory supports it, else ``index`` itself."""
+    if not hasattr(faiss, "index_cpu_to_all_gpus") or faiss.get_num_gpus() == 0:
+        return index
+    try:
+        return faiss.index_cpu_to_all_gpus(index)
+    except RuntimeError:  # e.g. HNSW has no GPU version
+        return index
+
+
+def insert_image(db: sqlite3.Connection, image: str, sha256: str) -> None:
+    """Record an indexed image in the open write transaction (started here if none is)."""
+    if not db.in_transaction:
+        db.execute("BEGIN IMMEDIATE")
+    db.execute("INSERT OR IGNORE INTO images (path, sha256) VALUES (?, ?)", (image, sha256))
 
 
 def segment_from_row(row: tuple) -> Segment:
@@ -140,6 +201,7 @@ def read_committed(db: sqlite3.Connection, path: Path) -> tuple[dict, faiss.Inde
             raise DataFormatError(f"corrupted index database {path / DB_NAME}: {error}") from None
         if meta.get("format") != FORMAT_VERSION:
             raise DataFormatError(f"index {path} has format {meta.get('format')!r}, expected {FORMAT_VERSION}")
+        meta = check_index_meta(meta, f"index {path}")
         file = path / FAISS_DIR / str(meta.get("faiss_file", ""))
         try:
             index = faiss.read_index(str(file))
@@ -166,7 +228,11 @@ def _snapshot(db: sqlite3.Connection) -> tuple[dict, int]:
     if own:
         db.execute("BEGIN")
     try:
-        meta = upgrade_meta({key: json.loads(value) for key, value in db.execute("SELECT key, value FROM meta")})
+        try:
+            values = {key: json.loads(value) for key, value in db.execute("SELECT key, value FROM meta")}
+        except (json.JSONDecodeError, TypeError, RecursionError):
+            raise DataFormatError("the index metadata holds a value that is not JSON") from None
+        meta = upgrade_meta(values)
         rows = db.execute("SELECT COUNT(*) FROM segments").fetchone()[0]
     finally:
         if own:
