@@ -159,19 +159,87 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(tmp_path):
     assert losses[0] == losses[1]  # the log describes one uninterrupted run
 
 
+def _fake_run(run: Path) -> None:
+    """A run folder as a killed run leaves it (a record of another recipe and a checkpoint)."""
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"config": {"epochs": 3}, "preset": "ours-cpu"}))
+    (run / "checkpoint.pth.tar").write_bytes(b"")
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 def test_an_existing_run_is_refused_and_a_changed_recipe_cannot_resume(photos, tmp_path, run_cli):
     run = tmp_path / "run"
-    run.mkdir()
-    (run / "config.json").write_text(json.dumps({"config": {"epochs": 3}}))
-    (run / "checkpoint.pth.tar").write_bytes(b"")
+    _fake_run(run)
     r = run_cli("pretrain", photos, "--out", run, *TINY_RECIPE)
     assert r.exit_code == 2 and "already holds a pretraining run" in r.stderr and "--resume" in r.stderr
     r = run_cli("pretrain", photos, "--out", run, *TINY_RECIPE, "--resume")
     assert r.exit_code == 2 and "cannot resume" in r.stderr and "config" in r.stderr
-    (tmp_path / "other").mkdir()
-    (tmp_path / "other" / "x.txt").write_text("x")
-    r = run_cli("pretrain", photos, "--out", tmp_path / "other", *TINY_RECIPE)
-    assert r.exit_code == 2 and "not empty" in r.stderr
+
+
+@pytest.mark.parametrize("flag", [None, "--overwrite", "--resume"])
+def test_a_folder_that_is_not_a_run_is_never_written_into(photos, tmp_path, run_cli, flag):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "thesis.tex").write_text("years of work")
+    (other / "config.json").write_text(json.dumps({"config": {}, "preset": "ours-cpu"}))  # a run's name is not enough
+    before = _files(other)
+    r = run_cli("pretrain", photos, "--out", other, *TINY_RECIPE, *([flag] if flag else []))
+    assert r.exit_code == 2 and "not a pretraining run's (thesis.tex)" in r.stderr, r
+    assert _files(other) == before
+
+
+def test_an_output_that_is_or_touches_an_input_is_refused_before_any_work(photos, tmp_path, run_cli):
+    before = _files(photos)
+    for out, message in [
+        (photos, "is an input"),
+        (photos / "run", "inside an input folder"),
+        (photos.parent, "contains an input"),
+    ]:
+        r = run_cli("pretrain", photos, "--out", out, *TINY_RECIPE, "--overwrite")
+        assert r.exit_code == 2 and message in r.stderr, (out, r)
+    assert _files(photos) == before and not (photos / "run").exists()
+    weights = tmp_path / "run" / "init.pth"
+    weights.parent.mkdir()
+    torch.save({}, weights)
+    r = run_cli("pretrain", photos, "--out", tmp_path / "run", *TINY_RECIPE, "--weights", weights, "--overwrite")
+    assert r.exit_code == 2 and "contains an input" in r.stderr
+
+
+def test_bad_initial_weights_leave_no_run_folder(photos, tmp_path, run_cli):
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint")
+    r = run_cli("pretrain", photos, "--out", tmp_path / "run", *TINY_RECIPE, "--weights", garbage)
+    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1, r
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_folder_being_written_is_refused(photos, tmp_path, run_cli):
+    from dense_retrieval.data.outputs import locked
+
+    run = tmp_path / "run"
+    _fake_run(run)
+    before = _files(run)
+    with locked(run):  # another process (flock is per open file: this holds it against the CLI below)
+        r = run_cli("pretrain", photos, "--out", run, *TINY_RECIPE, "--overwrite")
+    assert r.exit_code == 2 and "being written by another process" in r.stderr, r
+    assert _files(run) == before
+
+
+@pytest.mark.slow
+def test_overwrite_replaces_only_the_previous_run(trained, photos, tmp_path, run_cli):
+    import shutil
+
+    old, _, _ = trained
+    run = tmp_path / "run"
+    shutil.copytree(old, run)
+    assert (run / "checkpoint_epoch0001.pth.tar").is_file() and (run / "eval").is_dir()
+    r = run_cli("pretrain", photos, "--out", run, *TINY_RECIPE, "--workers", "0", "--max-steps", "1", "--overwrite")
+    assert r.exit_code == 0, r
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pth.tar", "config.json", "log.jsonl", "summary.json"]
+    assert len((run / "log.jsonl").read_text().splitlines()) == 1
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,6 @@ native size), propagated with the CRW preset and scored like ``dense-retrieval d
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -29,7 +28,7 @@ def evaluate_checkpoint_on_davis(
         checkpoint: a pretraining checkpoint (any MoCo-layout file works).
         arch: its architecture.
         davis_root: the DAVIS folder; year / split: which ImageSets file.
-        out: a folder for the masks and score files (replaced).
+        out: a folder for the masks and score files (replaced; it lies inside the run folder).
         device: where features are computed.
 
     Returns:
@@ -37,14 +36,15 @@ def evaluate_checkpoint_on_davis(
     """
     from ..backbone.features import FeatureExtractor
     from ..data.davis import DavisDataset
+    from ..data.outputs import remove_owned
     from ..protocols import CRW
     from ..vos.davis_eval import run_davis_evaluation
     from ..vos.davis_run import propagate_davis
 
     start = time.perf_counter()
     out = Path(out)
-    if out.exists():
-        shutil.rmtree(out)
+    if out.exists() or out.is_symlink():
+        remove_owned(out, out.parent)  # the run folder's own eval/ (the previous evaluation)
     protocol = CRW.features_for(arch)
     extractor = FeatureExtractor.build(
         protocol.backbone(arch, weights=str(checkpoint)), protocol.features(device=device)

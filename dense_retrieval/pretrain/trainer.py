@@ -10,10 +10,17 @@ the AMP scaler, the epoch and the step inside it, and the RNG states. Everything
 the seed and the position (a sample's crops from (seed, epoch, index), a step's shuffle from
 (seed, step)), so a run killed at any point and resumed from its last checkpoint computes the same
 steps as a run that was never interrupted.
+
+Outputs (house rule 15): before any work every process checks that RUN is neither an input nor inside
+or around one (the data, ``--eval-davis``, a ``--weights`` file) and that RUN holds nothing but a
+previous run (:mod:`.run_folder`); the initial weights are loaded before RUN is created, so a refused
+run leaves nothing behind. The main process then holds RUN locked to the end. Each checkpoint (and its
+kept copy) is one commit section: Ctrl-C waits for it, then stops the run with the checkpoint on disk.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -25,7 +32,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from .. import progress
+from ..data.outputs import check_output, locked
 from ..errors import InputError
+from ..interrupts import commit_section
 from . import distributed
 from .checkpoint import build_payload, load_training_checkpoint, model_state, restore_rng_state, save_checkpoint
 from .config import PretrainConfig, RunOptions
@@ -48,17 +57,40 @@ def run_pretraining(
         ConfigMismatchError: ``--resume`` of a run made with other settings.
     """
     env = init_distributed(options.device)
-    try:
-        return _Run(data, config, options, env, log or (lambda _line: None)).run()
-    finally:
-        distributed.shutdown()
+    with contextlib.ExitStack() as held:
+        try:
+            return _Run(data, config, options, env, log or (lambda _line: None), held).run()
+        finally:
+            distributed.shutdown()
+
+
+def run_inputs(data: list[str | os.PathLike], config: PretrainConfig, options: RunOptions) -> list[Path]:
+    """Every file and folder a run reads: the data, the ``--eval-davis`` root, a ``--weights`` file."""
+    inputs = [Path(item) for item in data]
+    if options.eval_davis is not None:
+        inputs.append(Path(options.eval_davis))
+    weights = config.weights
+    if weights and not weights.startswith("random") and (os.sep in weights or Path(weights).exists()):
+        inputs.append(Path(weights))
+    return inputs
 
 
 class _Run:
-    def __init__(self, data, config: PretrainConfig, options: RunOptions, env: DistEnv, log: Callable[[str], None]):
+    def __init__(
+        self,
+        data,
+        config: PretrainConfig,
+        options: RunOptions,
+        env: DistEnv,
+        log: Callable[[str], None],
+        held: contextlib.ExitStack,
+    ):
         self.config, self.options, self.env = config, options, env
         self.log = log if env.is_main else (lambda _line: None)
+        check_output(options.out, run_inputs(data, config, options), kind="dir")
         config.check_world(env.world_size)
+        if options.eval_davis is not None:
+            _check_davis_root(options)
         self.bn_splits = config.resolved_bn_splits(env.world_size)
         self.local_batch = config.batch_size // env.world_size
         self.source = scan_sources(data, options.frame_step)
@@ -78,11 +110,13 @@ class _Run:
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
         resuming = self.folder.check(record, options.resume, options.overwrite)
+        self._build_model()  # loads (and checks) the initial weights before RUN is touched
         distributed.barrier()
         if env.is_main:
+            self.folder.path.mkdir(parents=True, exist_ok=True)
+            held.enter_context(locked(self.folder.path, "run folder"))
             self.folder.create(record, resuming)
         distributed.barrier()
-        self._build_model()
         self.epoch = self.step_in_epoch = self.global_step = 0
         self.resumed_meters: _Meters | None = None
         if resuming:
@@ -219,9 +253,8 @@ class _Run:
         self.step_in_epoch = 0
         distributed.average_buffers_(self.model.encoder_q)
         distributed.average_buffers_(self.model.encoder_k)
-        path = self._save()
-        if self.env.is_main and options.keep_every and self.epoch % options.keep_every == 0:
-            _keep_copy(path, self.folder.epoch_checkpoint(self.epoch))
+        keep = options.keep_every and self.epoch % options.keep_every == 0
+        path = self._save(keep_as=self.folder.epoch_checkpoint(self.epoch) if keep else None)
         summary = {"event": "epoch", "epoch_done": self.epoch, "step": self.global_step, **meters.means()}
         if self.env.is_main:
             self.folder.append_log(summary)
@@ -254,7 +287,8 @@ class _Run:
             self.log(f"epoch {self.epoch}: DAVIS {options.eval_year} {options.eval_set} J&F {scores['J&F']:.3f}")
         distributed.barrier()
 
-    def _save(self) -> Path:
+    def _save(self, keep_as: Path | None = None) -> Path:
+        """Write the checkpoint (and its kept copy ``keep_as``) as one commit section (main process)."""
         path = self.folder.checkpoint
         if self.env.is_main:
             extra = {
@@ -268,7 +302,10 @@ class _Run:
                 "images": len(self.source),
             }
             payload = build_payload(self.model, self.optimizer, self.config.arch, self.epoch, extra, self.scaler)
-            save_checkpoint(path, payload)
+            with commit_section():
+                save_checkpoint(path, payload)
+                if keep_as is not None:
+                    _keep_copy(path, keep_as)
         distributed.barrier()
         return path
 
@@ -340,6 +377,13 @@ class _Meters:
 
 def _due(step: int, every: int) -> bool:
     return every > 0 and step % every == 0
+
+
+def _check_davis_root(options: RunOptions) -> None:
+    """A bad ``--eval-davis`` root is refused now, not after the first epoch."""
+    from ..data.davis import DavisDataset
+
+    DavisDataset(options.eval_davis, year=options.eval_year, split=options.eval_set)
 
 
 def _keep_copy(source: Path, target: Path) -> None:
