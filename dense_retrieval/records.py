@@ -25,9 +25,7 @@ from typing import Any
 
 from .errors import DataFormatError
 
-NEUTRAL_KEYS = frozenset(
-    {"batch_size", "device", "amp", "autocast", "num_workers", "progress", "tile", "query_chunk"}
-)
+NEUTRAL_KEYS = frozenset({"batch_size", "device", "amp", "autocast", "num_workers", "progress", "tile", "query_chunk"})
 """Settings that never change results: batching, device placement, mixed precision on CUDA (whose effect
 is within float tolerance), and the propagation tiling knobs (memory and speed only)."""
 

@@ -30,6 +30,7 @@ _COMMAND_MODULES = (
     "retrieval_cmd",
     "checkpoints_cmd",
     "synth_cmd",
+    "pretrain_cmd",
 )
 
 

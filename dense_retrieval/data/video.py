@@ -130,6 +130,31 @@ def open_video(source: str | os.PathLike) -> VideoFrames:
     return VideoFrames(source)
 
 
+def read_video_frame(path: str | os.PathLike, index: int) -> np.ndarray:
+    """Frame ``index`` of a video file as ``uint8 [H, W, 3]`` RGB (random access: OpenCV seeks, then decodes).
+
+    Raises:
+        InputError: the file does not exist.
+        DataFormatError: the file cannot be opened or has no frame ``index``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"video not found: {path}", hint="check the path")
+    with _silent_opencv():
+        capture = cv2.VideoCapture(str(path))
+    try:
+        if not capture.isOpened():
+            raise DataFormatError(f"cannot open video {path}", hint="check the file is a complete video")
+        if index:
+            capture.set(cv2.CAP_PROP_POS_FRAMES, index)
+        ok, frame = capture.read()
+    finally:
+        capture.release()
+    if not ok:
+        raise DataFormatError(f"video {path} has no readable frame {index}", hint="re-encode or re-download it")
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+
 def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float = 24.0) -> VideoInfo:
     """Encode ``frames`` (``uint8 [H, W, 3]`` RGB, all one size) as an MP4 file (OpenCV 'mp4v').
 

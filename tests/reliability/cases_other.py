@@ -37,6 +37,7 @@ COMMANDS = (
     "checkpoints download",
     "synth davis",
     "synth voc",
+    "pretrain",
 )
 
 

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.reliability import cases_davis, cases_features, cases_index, cases_other, cases_query, cases_video
+from tests.reliability import (
+    cases_davis,
+    cases_features,
+    cases_index,
+    cases_other,
+    cases_pretrain,
+    cases_query,
+    cases_video,
+)
 from tests.reliability.cases import check_case
 
 ALL_CASES = [
@@ -20,6 +28,7 @@ ALL_CASES = [
     *cases_davis.CASES,
     *cases_video.CASES,
     *cases_other.CASES,
+    *cases_pretrain.CASES,
 ]
 MINIMUM_CASES = 150
 

@@ -1,0 +1,165 @@
+"""The run folder of a pretraining run: what made it, its log, its checkpoints.
+
+    RUN/config.json            the recipe, the initial weights, the data, the world size (written at start)
+    RUN/log.jsonl              one JSON object per line: a training step ("event": "step": loss, InfoNCE
+                               accuracy, NN loss, lr, images/s ...), an epoch summary ("event": "epoch"),
+                               a DAVIS evaluation ("event": "eval")
+    RUN/checkpoint.pth.tar     the latest checkpoint (paper layout), replaced atomically
+    RUN/checkpoint_epochNNNN.pth.tar   copies kept every --keep-every epochs
+    RUN/summary.json           written when the run ends (also its --json output)
+    RUN/eval/                  the masks and scores of the last --eval-davis evaluation
+
+Output rules (docs/architecture.md, house rule 15): a folder that holds anything else (another
+command's files, a config.json that is not a pretraining record) is never written into, with or
+without --overwrite / --resume. --overwrite starts over: once every check has passed, the previous
+run's own entries (and only those, through ``remove_owned``) are removed and the new run begins; there
+is no "keep the old run until the new one is complete" for a training run that may last days, and a new
+config.json beside an old checkpoint would make --resume continue the wrong run. The main process holds
+the folder (``locked``) for the whole run; a second writer is refused at once.
+
+Resuming rewrites the log without the lines written after the checkpoint it resumes from (a killed run
+may have logged steps that are then done again), so the log always describes one uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from ..data.atomic import atomic_open, write_json
+from ..data.outputs import remove_owned
+from ..errors import ConfigMismatchError, OutputExistsError
+from .checkpoint import CHECKPOINT_NAME
+
+CONFIG_NAME = "config.json"
+LOG_NAME = "log.jsonl"
+SUMMARY_NAME = "summary.json"
+EVAL_NAME = "eval"
+# every entry a run folder may hold: its files, kept copies, the evaluation folder, temporary siblings
+_OWN = re.compile(
+    r"^(config\.json|log\.jsonl|summary\.json|checkpoint\.pth\.tar|checkpoint_epoch\d{4,}\.pth\.tar|eval"
+    r"|\.(config\.json|log\.jsonl|summary\.json|checkpoint\.pth\.tar|eval)\.\d+\.[a-z0-9_]+\.(tmp|old)(\.\w+)*)$"
+)
+# what may differ between a run and its resumption (everything else must match)
+_RESUMABLE_DIFFERENCES = ("data", "started", "options")
+
+
+class RunFolder:
+    """Paths and files of one run folder (module docstring)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / CHECKPOINT_NAME
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / LOG_NAME
+
+    def epoch_checkpoint(self, epoch: int) -> Path:
+        return self.path / f"checkpoint_epoch{epoch:04d}.pth.tar"
+
+    def check(self, record: dict, resume: bool, overwrite: bool) -> bool:
+        """Read-only checks, run by every process before anything is written. Returns True when the run
+        resumes from a checkpoint (``resume`` and one exists; otherwise the run starts from scratch).
+
+        Raises:
+            OutputExistsError: the folder holds anything but a pretraining run (always refused), or holds
+                a run and neither ``resume`` nor ``overwrite`` was given.
+            ConfigMismatchError: resuming a run made with another recipe or world size.
+        """
+        if not self.path.is_dir() or not any(self.path.iterdir()):
+            return False
+        foreign = sorted(entry.name for entry in self.path.iterdir() if not _OWN.match(entry.name))
+        record_file = self.path / CONFIG_NAME
+        if foreign or not record_file.is_file() or _read_record(record_file) is None:
+            shown = ", ".join(foreign[:3]) or CONFIG_NAME
+            raise OutputExistsError(
+                f"--out {self.path} holds files that are not a pretraining run's ({shown})",
+                hint="choose a new --out folder (--overwrite replaces only a previous pretraining run)",
+            )
+        if not resume and not overwrite:
+            raise OutputExistsError(
+                f"{self.path} already holds a pretraining run",
+                hint="pass --resume to continue it, --overwrite to start over, or choose another --out",
+            )
+        resuming = resume and self.checkpoint.is_file()
+        if resuming:
+            self._check_same_run(record)
+        return bool(resuming)
+
+    def create(self, record: dict, resuming: bool) -> None:
+        """Start the folder (main process, holding its lock): a fresh run removes the previous run's own
+        entries (only those: :meth:`check` refused anything else) and writes config.json."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        if resuming:
+            return
+        for entry in sorted(self.path.iterdir()):
+            if _OWN.match(entry.name):
+                remove_owned(entry, self.path)
+        write_json(self.path / CONFIG_NAME, record)
+
+    def _check_same_run(self, record: dict) -> None:
+        old = _read_record(self.path / CONFIG_NAME) or {}
+        differences = [
+            key
+            for key in sorted(set(old) | set(record))
+            if key not in _RESUMABLE_DIFFERENCES and old.get(key) != json.loads(json.dumps(record.get(key)))
+        ]
+        if differences:
+            details = "; ".join(_describe(key, old.get(key), record.get(key)) for key in differences)
+            raise ConfigMismatchError(
+                f"cannot resume {self.path}: it was made with other settings ({details})",
+                hint="resume with the settings in its config.json, or start over with --overwrite",
+            )
+
+    def append_log(self, entry: dict) -> None:
+        """Append one JSON line to the log (flushed at once)."""
+        with open(self.log_path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry) + "\n")
+            handle.flush()
+
+    def truncate_log(self, step: int, epoch: int) -> None:
+        """Keep the log lines up to global step ``step`` (and evaluations up to ``epoch``); atomic."""
+        if not self.log_path.is_file():
+            return
+        kept = []
+        for line in self.log_path.read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:  # a line cut by the kill
+                continue
+            if entry.get("step", 0) <= step and entry.get("epoch_done", 0) <= epoch:
+                kept.append(line)
+        with atomic_open(self.log_path, "w", encoding="utf-8") as handle:
+            handle.write("".join(line + "\n" for line in kept))
+
+    def read_log(self) -> list[dict]:
+        if not self.log_path.is_file():
+            return []
+        return [json.loads(line) for line in self.log_path.read_text(encoding="utf-8").splitlines() if line]
+
+    def write_summary(self, summary: dict) -> None:
+        write_json(self.path / SUMMARY_NAME, summary)
+
+
+def _read_record(path: Path) -> dict | None:
+    """The run record in ``path`` (a JSON object with ``config`` and ``preset``), or None."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict) or "preset" not in record:
+        return None
+    return record
+
+
+def _describe(key: str, old: object, new: object) -> str:
+    if isinstance(old, dict) and isinstance(new, dict):
+        changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != json.loads(json.dumps(new.get(k)))]
+        return ", ".join(f"{key}.{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed[:4])
+    return f"{key}: {old!r} -> {new!r}"
