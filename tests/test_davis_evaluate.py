@@ -3,6 +3,8 @@
 import csv
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -101,6 +103,19 @@ def test_two_processes_give_the_same_scores(davis):
     for a, b in zip(one.objects, two.objects, strict=True):
         np.testing.assert_array_equal(a.j, b.j)
         np.testing.assert_array_equal(a.f, b.f)
+
+
+def test_workers_are_forked_only_from_a_process_that_has_done_no_threaded_work():
+    """After torch (propagation's thread pools) a forked worker can hang on their locks: a fork server then."""
+    script = (
+        "import dense_retrieval.vos.davis_eval as e\n"
+        "print(e._pool_context().get_start_method())\n"
+        "import torch\n"
+        "torch.ones(64, 64) @ torch.ones(64, 64)\n"
+        "print(e._pool_context().get_start_method())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
+    assert done.stdout.split() == ["fork", "forkserver"]
 
 
 def test_stale_results_are_recomputed_or_refused(davis, run_cli):

@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -287,14 +289,32 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)  # one process per core already
 
 
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """``fork`` in a process that has done no threaded work; a fork server otherwise.
+
+    Forking is the cheapest start (no imports in the workers), but a child forked from a process whose
+    thread pools hold locks (torch's OpenMP and OpenCV's pools after a propagation in the same process,
+    our frame-reading thread) can wait on them forever. Such work always loads torch, so a process
+    without torch and with one Python thread forks; any other uses the fork server, a fresh process
+    that imports this module once and forks the workers.
+    """
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and "torch" not in sys.modules and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    if "forkserver" not in methods:
+        return multiprocessing.get_context()
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
+
+
 def _run_jobs(jobs: list[_Job], processes: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Scores of ``jobs`` in order; the first failing job (in order) raises its error."""
     if processes == 1:
         for job in jobs:
             yield _score_job(job)
         return
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    context = _pool_context()
     with ProcessPoolExecutor(max_workers=processes, mp_context=context, initializer=_init_worker) as pool:
         futures = [pool.submit(_score_job, job) for job in jobs]
         try:
