@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,12 +15,19 @@ from .video import open_video
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
 
-def open_sources(inputs: list[str | os.PathLike]) -> tuple[list[str], Iterator[np.ndarray]]:
+def open_sources(
+    inputs: list[str | os.PathLike], start: int = 0, stop: int | None = None
+) -> tuple[list[str], Iterator[np.ndarray]]:
     """Names and a lazy stream of uint8 [H, W, 3] frames for ``inputs``.
 
     Every input is checked before the stream starts (missing paths, empty folders, videos that cannot be
     opened raise at once); images are decoded only as the stream is consumed. Video frames are named
     ``<video file name>/<frame number>``, images by their path.
+
+    Args:
+        start, stop: stream only frames ``start .. stop - 1`` of the sequence (one rank's share under
+            torchrun); images outside are never read, videos outside are skipped. ``names`` is always
+            the whole sequence.
     """
     names: list[str] = []
     plan: list[Path | list[Path]] = []
@@ -33,12 +41,20 @@ def open_sources(inputs: list[str | os.PathLike]) -> tuple[list[str], Iterator[n
             names += [str(path) for path in paths]
             plan.append(paths)
 
+    end = len(names) if stop is None else min(stop, len(names))
+    counts = [len(open_video(source).frame_names) if isinstance(source, Path) else len(source) for source in plan]
+
     def stream() -> Iterator[np.ndarray]:
-        for source in plan:
+        first = 0
+        for source, count in zip(plan, counts, strict=True):
+            lo, hi = max(start - first, 0), min(end - first, count)
+            first += count
+            if lo >= hi:
+                continue
             if isinstance(source, Path):
-                yield from open_video(source)
+                yield from itertools.islice(open_video(source), lo, hi)
             else:
-                for path in source:
+                for path in source[lo:hi]:
                     yield read_image(path)
 
     return names, stream()

@@ -10,17 +10,17 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..backbone.config import BackboneConfig, FeatureConfig
 from ..backbone.features import FeatureExtractor
-from ..data.atomic import atomic_directory
 from ..data.images import read_image
 from ..data.masks import read_label_png
 from ..data.voc import VOC_CLASSES
-from ..errors import DataFormatError, DenseRetrievalError, InputError, OutputExistsError
+from ..errors import DataFormatError, DenseRetrievalError, InputError
 from ..records import RunRecord
 from ..viz.gallery import GalleryItem, retrieval_gallery, retrieval_row
 from .config import PoolingMode
@@ -184,26 +184,26 @@ def build_index(
     pooling: PoolingMode = "upsample",
     factory: str = DEFAULT_FACTORY,
     overwrite: bool = False,
+    **staged: Any,
 ) -> dict:
     """Build a new index at ``out`` from ``images``; it appears only when complete.
 
-    The index is built in a temporary sibling folder and renamed into place at the end, so an
-    interrupted build (even a killed process) leaves any previous index at ``out`` untouched.
+    The build runs in stages through a staging folder next to ``out`` (:mod:`.build`): an interrupted
+    build (even a killed process) leaves any previous index at ``out`` untouched, and a rerun keeps the
+    shards that were finished. ``staged`` takes the fields of :class:`.index.assemble.IndexOptions`
+    (``max_memory``, ``codec_from``, ``on_disk``, ``recall_queries``; with one of the first two ``factory`` is
+    not used) and the options of :func:`.build.build_staged` (``shard_images``, ``ranks``, ``log``).
     """
-    out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise OutputExistsError(f"{out} exists and is not empty", hint="pass --overwrite, or use `index add`")
-    config = index_config(extractor.describe(), pooling, extractor.channels)
-    with atomic_directory(out) as tmp:
-        index = SegmentIndex.create(tmp, config, factory)
-        try:
-            report = add_images(index, images, extractor, proposals, pooling)
-        finally:
-            index.close()
-    if report["segments"] == 0:
-        raise InputError(f"no segments were found in the {report['images']} images", hint="try another --proposals")
-    report["index"] = str(out)
-    return report
+    from .build import build_staged
+    from .index.assemble import IndexOptions
+
+    fields = {
+        key: staged.pop(key) for key in ("max_memory", "codec_from", "on_disk", "recall_queries") if key in staged
+    }
+    if fields.get("max_memory") is None and fields.get("codec_from") is None:
+        fields["factory"] = factory
+    options = IndexOptions(**fields)
+    return build_staged(list(images), out, extractor, proposals, pooling, options, overwrite=overwrite, **staged)
 
 
 # --------------------------------------------------------------------------------------- queries

@@ -6,6 +6,8 @@ Layout of an index directory::
       segments.sqlite        metadata (WAL mode): table ``meta`` (config, factory, version, pointer to
                              the current FAISS file) and table ``segments`` (one row per vector)
       faiss/index-000007.faiss   the FAISS index of version 7 (the previous version is kept too)
+      faiss/index-000007.ivfdata its inverted lists when built ``--on-disk`` (memory-mapped, read-only)
+      faiss/trained.faiss        the trained, empty index the vectors were encoded with (built from shards)
 
 Row ids are the FAISS ids: vectors get sequential ids ``0 .. ntotal - 1`` in the order they were
 added, and each SQLite row is inserted with the same id, so every factory works (Flat, IVF, PQ,
@@ -29,7 +31,6 @@ import contextlib
 import json
 import os
 import sqlite3
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,21 +41,26 @@ import numpy as np
 from ...errors import ConfigMismatchError, DataFormatError, InputError
 from ...records import differences, value_at
 from ..segments import Segment, SegmentRecord, segment_row
+from .codec import new_index
+from .gpu import on_gpus
 from .storage import (
     DB_NAME,
     DEFAULT_FACTORY,
     FAISS_DIR,
-    FAISS_FILE_RE,
-    FORMAT_VERSION,
     ROW_COLUMNS,
-    SCHEMA,
+    TRAINED_NAME,
     acquire_writer_lock,
     connect,
+    create_database,
+    faiss_bytes,
     faiss_message,
     faiss_name,
+    new_meta,
+    prune_versions,
     read_committed,
     segment_from_row,
     write_faiss,
+    write_ondisk,
 )
 
 
@@ -68,6 +74,7 @@ class SegmentIndex:
         self._lock = lock
         self._in_batch = False
         self._params: str | None = None
+        self._pending: faiss.Index | None = None  # vectors added to an on-disk index, written at the commit
         self._load()
 
     # ----------------------------------------------------------------------------- life cycle
@@ -87,32 +94,13 @@ class SegmentIndex:
         dim = int(config.get("dim", 0))
         if dim < 1:
             raise InputError(f"index config needs a positive 'dim', got {config.get('dim')!r}")
-        try:
-            faiss_index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
-        except RuntimeError as error:
-            raise InputError(
-                f"invalid FAISS factory string {factory!r}: {faiss_message(error)}",
-                hint="e.g. 'Flat', 'IVF256,Flat', 'IVF1024,PQ64', 'HNSW32'",
-            ) from None
+        faiss_index = new_index(dim, factory)
         (path / FAISS_DIR).mkdir(parents=True, exist_ok=True)
         lock = acquire_writer_lock(path)
         file_name = faiss_name(0)
         write_faiss(faiss_index, path / FAISS_DIR / file_name)
-        db = connect(path / DB_NAME, readonly=False)
-        db.executescript("BEGIN;" + SCHEMA)
-        meta = {
-            "format": FORMAT_VERSION,
-            "config": config,
-            "factory": factory,
-            "dim": dim,
-            "version": 0,
-            "faiss_file": file_name,
-            "ntotal": 0,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-        db.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in meta.items()])
-        db.execute("COMMIT")
-        return cls(path, db, readonly=False, lock=lock)
+        meta = new_meta(config, factory, dim, file_name)
+        return cls(path, create_database(path / DB_NAME, meta), readonly=False, lock=lock)
 
     @classmethod
     def open(cls, path: str | os.PathLike, readonly: bool = True) -> SegmentIndex:
@@ -154,7 +142,7 @@ class SegmentIndex:
     # ----------------------------------------------------------------------------- properties
     @property
     def ntotal(self) -> int:
-        return int(self._faiss.ntotal)
+        return int(self._faiss.ntotal) + (int(self._pending.ntotal) if self._pending is not None else 0)
 
     @property
     def dim(self) -> int:
@@ -171,6 +159,20 @@ class SegmentIndex:
     @property
     def version(self) -> int:
         return int(self._meta["version"])
+
+    @property
+    def on_disk(self) -> bool:
+        """True when the inverted lists stay in a memory-mapped file (``index build --on-disk``)."""
+        return bool(self._meta.get("on_disk"))
+
+    @property
+    def faiss_index(self) -> faiss.Index:
+        """The loaded FAISS index of the committed version (on-disk lists stay mapped; do not modify)."""
+        return self._faiss
+
+    def index_bytes(self) -> int:
+        """Size of the current FAISS files (header plus inverted-list data when on disk)."""
+        return faiss_bytes(self.path / FAISS_DIR / self._meta["faiss_file"])
 
     def info(self) -> dict:
         """What the index holds and how it was made (for ``index info``)."""
@@ -191,8 +193,12 @@ class SegmentIndex:
             "trained": bool(self._faiss.is_trained),
             "version": self.version,
             "faiss_file": self._meta["faiss_file"],
+            "on_disk": self.on_disk,
+            "index_bytes": self.index_bytes(),
+            "search_params": self._meta.get("search_params"),
             "created": self._meta.get("created"),
             "config": self.config,
+            **{key: self._meta[key] for key in ("build", "choice", "recall") if key in self._meta},
         }
 
     def refresh(self) -> bool:
@@ -252,7 +258,12 @@ class SegmentIndex:
             if not self._db.in_transaction:
                 self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany(f"INSERT INTO segments ({ROW_COLUMNS}) VALUES ({', '.join('?' * 12)})", rows)
-            self._faiss.add(vectors)
+            if self.on_disk:
+                if self._pending is None:
+                    self._pending = faiss.read_index(str(self.path / FAISS_DIR / TRAINED_NAME))
+                self._pending.add_with_ids(vectors, ids)
+            else:
+                self._faiss.add(vectors)
             if not self._in_batch:
                 self._commit()
         except BaseException:
@@ -346,21 +357,29 @@ class SegmentIndex:
     def _load(self) -> None:
         """Read the committed meta and the FAISS file it points to (see :func:`.storage.read_committed`)."""
         self._meta, self._faiss = read_committed(self._db, self.path)
-        self._gpu = None
-        if self._params:
-            self.set_search_params(self._params)
+        self._gpu, self._pending = None, None
+        params = self._params or self._meta.get("search_params")
+        if params:
+            self.set_search_params(params)
         if not self.readonly:
             self._prune()
 
     def _commit(self) -> None:
         version = self.version + 1
         name = faiss_name(version)
-        write_faiss(self._faiss, self.path / FAISS_DIR / name)
-        updates = {"version": version, "faiss_file": name, "ntotal": self.ntotal}
+        ntotal, folder = self.ntotal, self.path / FAISS_DIR
+        if self.on_disk:  # the committed lists and the new ones, copied into the next version's data file
+            write_ondisk(folder / TRAINED_NAME, [self._faiss, self._pending], folder / name)
+        else:
+            write_faiss(self._faiss, folder / name)
+        updates = {"version": version, "faiss_file": name, "ntotal": ntotal}
         self._db.executemany(
             "UPDATE meta SET value = ? WHERE key = ?", [(json.dumps(v), k) for k, v in updates.items()]
         )
         self._db.execute("COMMIT")
+        if self.on_disk:
+            self._load()
+            return
         self._meta.update(updates)
         self._gpu = None
         self._prune()
@@ -372,20 +391,12 @@ class SegmentIndex:
 
     def _prune(self) -> None:
         """Delete FAISS files other than the current and the previous version (old ones, orphans)."""
-        keep = {faiss_name(self.version), faiss_name(self.version - 1)}
-        for file in (self.path / FAISS_DIR).iterdir():
-            if file.name not in keep and (FAISS_FILE_RE.fullmatch(file.name) or file.name.endswith(".tmp.faiss")):
-                file.unlink(missing_ok=True)
+        prune_versions(self.path / FAISS_DIR, self.version)
 
     def _searcher(self) -> faiss.Index:
-        """The index to search: a GPU copy when faiss has GPUs and the factory supports it."""
-        if not hasattr(faiss, "index_cpu_to_all_gpus") or faiss.get_num_gpus() == 0:
-            return self._faiss
+        """The index to search: sharded over the GPUs when FAISS has some (see :func:`.gpu.on_gpus`)."""
         if self._gpu is None:
-            try:
-                self._gpu = faiss.index_cpu_to_all_gpus(self._faiss)
-            except RuntimeError:  # e.g. HNSW has no GPU version
-                self._gpu = self._faiss
+            self._gpu = on_gpus(self._faiss)
         return self._gpu
 
     def _check_vectors(self, vectors: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ from ...data.atomic import atomic_path
 from ...errors import DataFormatError, InputError
 from ...records import RunRecord
 from ..segments import Segment
+from .ondisk import DATA_SUFFIX, READ_FLAGS, data_file, faiss_stdout_to_stderr, merge_to_disk
 
 FORMAT_VERSION = 2
 """2: the recorded configuration is a flat run record (dense_retrieval.records). 1: the same with backbone
@@ -62,11 +63,107 @@ def upgrade_meta(meta: dict) -> dict:
     return meta
 
 
-FAISS_FILE_RE = re.compile(r"index-(\d{6,})\.faiss")
+FAISS_FILE_RE = re.compile(r"index-(\d{6,})\.(faiss|ivfdata)")
+TRAINED_NAME = "trained.faiss"
+"""The trained, empty FAISS index of an index built from shards (faiss/trained.faiss): what new vectors are
+encoded with (adds to on-disk indexes) and what tells whether two indexes can be merged."""
 
 
 def faiss_name(version: int) -> str:
     return f"index-{version:06d}.faiss"
+
+
+def data_name(version: int) -> str:
+    """The inverted-list data file of version ``version`` of an on-disk index."""
+    return f"index-{version:06d}{DATA_SUFFIX}"
+
+
+def new_meta(config: dict, factory: str, dim: int, faiss_file: str, version: int = 0, ntotal: int = 0, **extra) -> dict:
+    """The meta table of a new index (``extra``: on_disk, search_params, build, choice, recall ...)."""
+    return {
+        "format": FORMAT_VERSION,
+        "config": config,
+        "factory": factory,
+        "dim": int(dim),
+        "version": version,
+        "faiss_file": faiss_file,
+        "ntotal": int(ntotal),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **extra,
+    }
+
+
+def prune_versions(folder: Path, version: int) -> None:
+    """Delete FAISS files in ``folder`` other than those of ``version`` and ``version - 1`` (old ones, orphans)."""
+    keep = {name(v) for name in (faiss_name, data_name) for v in (version, version - 1)}
+    for file in folder.iterdir():
+        if file.name not in keep and (FAISS_FILE_RE.fullmatch(file.name) or file.name.endswith(".tmp.faiss")):
+            file.unlink(missing_ok=True)
+
+
+def create_database(path: Path, meta: dict) -> sqlite3.Connection:
+    """A new index database at ``path`` with the schema and ``meta``, committed; returns the connection."""
+    db = connect(path, readonly=False)
+    db.executescript("BEGIN;" + SCHEMA)
+    db.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in meta.items()])
+    db.execute("COMMIT")
+    return db
+
+
+def update_meta(db: sqlite3.Connection, updates: dict) -> None:
+    """Set meta keys (inserting new ones) in the current transaction, or in one of its own."""
+    own = not db.in_transaction
+    if own:
+        db.execute("BEGIN IMMEDIATE")
+    db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in updates.items()])
+    if own:
+        db.execute("COMMIT")
+
+
+def copy_rows(db: sqlite3.Connection, source: Path, offset: int, limit: int | None = None) -> int:
+    """Append the segments rows of the database ``source`` with ids shifted by ``offset``; returns the count.
+
+    Args:
+        limit: copy only rows with ``id < limit`` (the committed rows of an index being written meanwhile).
+    """
+    db.execute("ATTACH DATABASE ? AS source", (str(source),))
+    try:
+        db.execute("BEGIN")
+        where = "" if limit is None else f" WHERE id < {int(limit)}"
+        cursor = db.execute(
+            f"INSERT INTO segments ({ROW_COLUMNS}) SELECT id + ?, {ROW_COLUMNS.split(', ', 1)[1]} "
+            f"FROM source.segments{where} ORDER BY id",
+            (int(offset),),
+        )
+        db.execute("COMMIT")
+        return cursor.rowcount
+    finally:
+        db.execute("DETACH DATABASE source")
+
+
+def write_ondisk(trained: Path, parts: list[faiss.Index | None], header: Path) -> None:
+    """An on-disk index at ``header`` (+ its data file) holding the lists of ``parts`` (None: skipped), in order.
+
+    Args:
+        trained: the trained, empty index every part was encoded with (ids in the parts are kept).
+    """
+    index = faiss.read_index(str(trained))
+    merge_to_disk(index, [part for part in parts if part is not None], header)
+    write_faiss(index, header)
+
+
+def faiss_bytes(header: Path) -> int:
+    """Size of a FAISS file plus its inverted-list data file, if any."""
+    data = data_file(header)
+    return header.stat().st_size + (data.stat().st_size if data.is_file() else 0)
+
+
+def read_faiss(file: Path, on_disk: bool) -> faiss.Index:
+    """Read a FAISS file; an on-disk one read-only, its lists mapped from the data file beside it."""
+    if not on_disk:
+        return faiss.read_index(str(file))
+    with faiss_stdout_to_stderr():
+        return faiss.read_index(str(file), READ_FLAGS)
 
 
 def write_faiss(index: faiss.Index, path: Path) -> None:
@@ -142,7 +239,7 @@ def read_committed(db: sqlite3.Connection, path: Path) -> tuple[dict, faiss.Inde
             raise DataFormatError(f"index {path} has format {meta.get('format')!r}, expected {FORMAT_VERSION}")
         file = path / FAISS_DIR / str(meta.get("faiss_file", ""))
         try:
-            index = faiss.read_index(str(file))
+            index = read_faiss(file, bool(meta.get("on_disk")))
             break
         except RuntimeError as error:
             if file.is_file():
