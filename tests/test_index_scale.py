@@ -289,3 +289,19 @@ def test_search_is_sharded_over_the_gpus(tmp_path):
         _, expected = index.faiss_index.search(vectors[:100], 5)
         _, found = moved.search(vectors[:100], 5)
     assert (found[:, 0] == expected[:, 0]).mean() > 0.99  # exact (all lists), up to float ties
+
+
+def test_merge_command_reports_and_refuses_in_one_line(tmp_path, run_cli):
+    vectors = clustered(1500)
+    first, _ = build(tmp_path, "a", vectors[:700], [700], factory="IVF8,SQ8")
+    second, _ = build(tmp_path, "b", vectors[700:], [800], codec_from=str(first))
+    merged = run_cli("index", "merge", first, second, "--out", tmp_path / "c", "--on-disk", "--json")
+    assert merged.exit_code == 0, merged
+    assert merged.json()["segments"] == 1500 and merged.json()["on_disk"]
+    info = run_cli("index", "info", tmp_path / "c", "--json").json()
+    assert info["on_disk"] and info["build"]["merged_from"][1] == {"index": str(second), "segments": 800}
+    other, _ = build(tmp_path, "other", vectors[:300], [300], factory="IVF8,SQ8")
+    refused = run_cli("index", "merge", first, other, "--out", tmp_path / "d")
+    error = refused.stderr.splitlines()[-1]  # a log line, then the error in one line
+    assert refused.exit_code == 2 and error.startswith("error: ") and "differ in codec" in error
+    assert not (tmp_path / "d").exists()

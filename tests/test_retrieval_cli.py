@@ -214,3 +214,21 @@ def test_build_killed_mid_way_leaves_previous_index(built, voc, tmp_path):
     with SegmentIndex.open(target) as index:
         assert index.ntotal == report["segments"]
         assert index.segments([0])[0].method == "gt"
+
+
+def test_build_for_a_memory_budget_records_choice_and_recall_and_reuses_shards(voc, tmp_path, run_cli):
+    images = [voc / "JPEGImages" / f"{i.strip()}.jpg" for i in (voc / "ImageSets/Segmentation/train.txt").open()]
+    out = tmp_path / "budget"
+    common = ["index", "build", *images, "--proposals", "gt", "--out", out, "--device", "cpu"]
+    too_small = run_cli(*common, "--max-memory", "1K")
+    error = too_small.stderr.splitlines()[-1]  # progress lines, then the error in one line
+    assert too_small.exit_code == 2 and error.startswith("error: ") and "fits in 1024 bytes" in error
+    assert not out.exists()
+    built = run_cli(*common, "--max-memory", "1G", "--json")  # the shards of the refused run are reused
+    assert built.exit_code == 0, built
+    report = built.json()
+    assert report["shards"]["extracted_now"] == [] and report["factory"] == "Flat"
+    assert report["choice"]["within_budget"] and report["index_bytes"] <= report["choice"]["budget_bytes"]
+    assert report["recall"]["recall_at_1"] == 1.0  # exact search finds the exact neighbours
+    text = run_cli("index", "info", out).stdout
+    assert "recall      @1 1.000" in text and "in memory" in text

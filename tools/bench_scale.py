@@ -167,6 +167,8 @@ def run_case(case: dict, workdir: Path, shards: int, queries: int, threads: int)
         timings["train_s"] = round(marks["encoding"] - started, 1)
         timings["encode_s"] = round(marks["joining"] - marks["encoding"], 1)
         timings["join_and_recall_s"] = round(finished - marks["joining"], 1)
+    timings.update({f"join_{stage}_s": value for stage, value in report["join_seconds"].items()})
+    metadata = sum(f.stat().st_size for f in out.iterdir() if f.name.startswith("segments.sqlite"))
     return {
         **case,
         "threads": threads,
@@ -178,6 +180,7 @@ def run_case(case: dict, workdir: Path, shards: int, queries: int, threads: int)
         "index_bytes": report["index_bytes"],
         "within_budget": report["index_bytes"] <= report["choice"]["budget_bytes"],
         "bytes_per_vector": round(report["index_bytes"] / n, 1),
+        "metadata_bytes_per_segment": round(metadata / n, 1),
         "search_params": report["search_params"],
         "recall": report["recall"],
         "timings": timings,
