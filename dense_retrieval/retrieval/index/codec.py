@@ -154,6 +154,6 @@ def join(shards: Sequence[Shard], trained: Path, header: Path, on_disk: bool) ->
 
 
 def all_blocks(shards: Sequence[Shard]) -> Iterator[np.ndarray]:
-    """Every stored vector, in global id order, in blocks (for exact search)."""
+    """Every stored vector, in global id order, in blocks of at most 128 MB (for exact search)."""
     for shard in shards:
-        yield from shard.blocks(4 * READ_BLOCK)
+        yield from shard.blocks(max(1024, (128 << 20) // (4 * shard.dim)))
