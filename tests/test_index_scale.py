@@ -208,11 +208,22 @@ def test_budget_choice_and_recall_are_recorded(tmp_path):
     assert report["factory"] == "Flat" and report["recall"]["recall_at_1"] == 1.0 == report["recall"]["recall_at_10"]
 
 
-def test_options_exclude_each_other():
+def test_options_exclude_each_other_and_on_disk_needs_an_inverted_file():
     with pytest.raises(InputError, match="exclude each other"):
         IndexOptions(factory="Flat", max_memory="1G")
     with pytest.raises(InputError, match="memory size"):
         IndexOptions(max_memory="a lot")
+    for factory in (None, "Flat", "HNSW32"):
+        with pytest.raises(InputError, match="needs an IVF factory"):
+            IndexOptions(factory=factory, on_disk=True)
+    IndexOptions(max_memory="1G", on_disk=True)  # the chooser then picks inverted files only
+
+
+def test_on_disk_budget_choices_are_inverted_files():
+    assert choose_factory(10**6, 2048, "1T", on_disk=True).factory == "IVF4096,Flat"  # exact vectors, in lists
+    assert choose_factory(10**6, 2048, "3G", on_disk=True).factory == "IVF4096,SQ8"
+    with pytest.raises(InputError, match="too few for an inverted file"):
+        choose_factory(100, 64, "1G", on_disk=True)
 
 
 def test_recall_leaves_the_query_itself_out():

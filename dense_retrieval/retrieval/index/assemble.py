@@ -74,6 +74,11 @@ class IndexOptions:
             parse_size(self.max_memory)
         if self.recall_queries < 0:
             raise InputError(f"recall queries must be >= 0, got {self.recall_queries}")
+        if self.on_disk and self.max_memory is None and self.codec_from is None and "IVF" not in (self.factory or ""):
+            raise InputError(
+                f"--on-disk keeps inverted lists on disk: it needs an IVF factory, not {self.factory or 'Flat'!r}",
+                hint="e.g. --factory IVF4096,SQ8, or --max-memory SIZE",
+            )
 
     @property
     def budget(self) -> int | None:
@@ -114,7 +119,7 @@ def index_from_shards(
 def _train_stage(staging: Staging, shards: Sequence[Shard], options: IndexOptions, log: Callable[[str], None]) -> None:
     """Rank 0: choose the factory, draw the samples, train once (kept when a rerun asks for the same)."""
     total, dim = int(offsets(shards)[-1]), shards[0].dim
-    choice = choose_factory(total, dim, options.budget) if options.budget is not None else None
+    choice = choose_factory(total, dim, options.budget, options.on_disk) if options.budget is not None else None
     factory = choice.factory if choice else (options.factory or DEFAULT_FACTORY)
     codec = None
     if options.codec_from is not None:

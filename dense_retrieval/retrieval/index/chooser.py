@@ -132,10 +132,16 @@ def estimate_bytes(factory: str, n: int, dim: int) -> int:
     return _FIXED_SLACK + rotation + tables + 4 * nlist * out_dim + nlist * _PER_LIST_SLACK + n * (code + ID_BYTES)
 
 
-def candidates(n: int, dim: int) -> list[str]:
-    """Factories in decreasing order of quality (and size) for ``n`` vectors of ``dim``."""
-    found = ["Flat"]
+def candidates(n: int, dim: int, on_disk: bool = False) -> list[str]:
+    """Factories in decreasing order of quality (and size) for ``n`` vectors of ``dim``.
+
+    ``on_disk``: inverted files only (their lists can live in a memory-mapped file); ``IVF,Flat`` (exact
+    vectors, approximate only in the lists visited) takes the place of ``Flat``.
+    """
     nlist = nlist_for(n)
+    if on_disk and nlist == 0:
+        return []
+    found = [f"IVF{nlist},Flat"] if on_disk else ["Flat"]
     if nlist == 0:
         return found
     found.append(f"IVF{nlist},SQ8")
@@ -149,16 +155,23 @@ def candidates(n: int, dim: int) -> list[str]:
     return found
 
 
-def choose_factory(n: int, dim: int, budget: int | str) -> FactoryChoice:
+def choose_factory(n: int, dim: int, budget: int | str, on_disk: bool = False) -> FactoryChoice:
     """The best factory for ``n`` vectors of ``dim`` whose index fits ``budget`` bytes (see the module doc).
 
+    Args:
+        on_disk: the lists will be memory-mapped from disk: inverted files only (see :func:`candidates`).
+
     Raises:
-        InputError: not even the smallest candidate fits.
+        InputError: not even the smallest candidate fits, or too few vectors for an on-disk index.
     """
     if n < 1 or dim < 1:
         raise InputError(f"cannot choose an index for {n} vectors of dimension {dim}")
     budget_bytes = parse_size(budget)
-    options = candidates(n, dim)
+    options = candidates(n, dim, on_disk)
+    if not options:
+        raise InputError(
+            f"{n} vectors are too few for an inverted file (on disk)", hint="drop --on-disk, or index more segments"
+        )
     for factory in options:
         size = estimate_bytes(factory, n, dim)
         if size <= budget_bytes:
