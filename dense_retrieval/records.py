@@ -18,6 +18,7 @@ settings (``propagation`` and ``davis`` for label propagation; ``pooling`` and `
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,3 +120,90 @@ def value_at(document: Any, dotted: str) -> Any:
     for part in dotted.split("."):
         value = value.get(part) if isinstance(value, Mapping) else None
     return value
+
+
+# ------------------------------------------------------------------------------------------ files read back
+def check_entry_name(name: Any, source: str) -> str:
+    """A name that a record uses to form a path inside its output: one plain path component.
+
+    Raises:
+        DataFormatError: not a string, empty, ``.``/``..``, hidden, with a path separator or NUL, not UTF-8.
+    """
+    ok = isinstance(name, str) and name not in ("", ".", "..") and not name.startswith(".")
+    ok = ok and "/" not in name and "\\" not in name and "\0" not in name
+    if ok:
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            ok = False
+    if not ok:
+        raise DataFormatError(
+            f"{source}: {name!r} is not a plain name (no folders, no '..', no hidden names)",
+            hint="the file was edited or not made by this tool; remove it or choose another output",
+        )
+    return name
+
+
+def read_propagation_record(document: Any, source: str) -> dict[str, Any]:
+    """A ``propagation.json`` read back, checked against its schema before anything acts on it.
+
+    Schema: ``{"tool": str, "run": <RunRecord>, "sequences": {<plain name>: {"frames": int >= 1,
+    "objects": int >= 0, "seconds": number >= 0}}}``.
+
+    Raises:
+        DataFormatError: anything that does not fit, named.
+    """
+    if not isinstance(document, Mapping):
+        raise DataFormatError(f"{source} is not a propagation record (not a JSON object)")
+    RunRecord.from_dict(document.get("run"), source)
+    sequences = document.get("sequences", {})
+    if not isinstance(sequences, Mapping):
+        raise DataFormatError(f"{source}: 'sequences' is not an object of sequence names")
+    for name, entry in sequences.items():
+        check_entry_name(name, source)
+        if not isinstance(entry, Mapping):
+            raise DataFormatError(f"{source}: sequence {name!r} has no entry object")
+        for key, low in (("frames", 1), ("objects", 0)):
+            value = entry.get(key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise DataFormatError(f"{source}: sequence {name!r} has {key} {value!r}, expected an integer >= {low}")
+        seconds = entry.get("seconds", 0)
+        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 <= seconds < float("inf"):
+            raise DataFormatError(f"{source}: sequence {name!r} has seconds {seconds!r}")
+    return {**document, "sequences": dict(sequences)}
+
+
+_FAISS_FILE = re.compile(r"index-\d{6,}\.faiss")
+
+
+def check_index_meta(meta: Any, source: str) -> dict[str, Any]:
+    """An index's ``meta`` table read back, checked before any of it names a file or a size.
+
+    Schema: ``format`` int, ``config`` a run record, ``factory`` str, ``dim`` int >= 1, ``version`` and
+    ``ntotal`` ints >= 0, ``faiss_file`` a plain ``index-NNNNNN.faiss`` name inside the index.
+
+    Raises:
+        DataFormatError: a key missing or of the wrong type or range, named.
+    """
+    if not isinstance(meta, Mapping):
+        raise DataFormatError(f"{source}: the index metadata is not a table of values")
+    if not isinstance(meta.get("config"), Mapping):
+        raise DataFormatError(f"{source}: metadata 'config' is not a run record object")
+    checks = {
+        "factory": lambda v: isinstance(v, str) and v != "",
+        "dim": lambda v: _integer(v) and v >= 1,
+        "version": lambda v: _integer(v) and v >= 0,
+        "ntotal": lambda v: _integer(v) and v >= 0,
+        "faiss_file": lambda v: isinstance(v, str) and _FAISS_FILE.fullmatch(v) is not None,
+    }
+    for key, valid in checks.items():
+        if key not in meta or not valid(meta[key]):
+            raise DataFormatError(
+                f"{source}: metadata {key!r} is {meta.get(key)!r}, which is not valid",
+                hint="the index was damaged or edited; rebuild it with `index build`",
+            )
+    return dict(meta)
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

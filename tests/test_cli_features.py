@@ -56,8 +56,12 @@ def test_truncated_image_is_one_line_exit_2_and_nothing_written(run_cli, inputs,
 
 def test_missing_input_and_unknown_layer(run_cli, tmp_path):
     assert run_cli("features", tmp_path / "nope", "--out", tmp_path / "f.npz", *RANDOM).exit_code == 2
-    (tmp_path / "a.png").write_bytes(b"")
-    result = run_cli("features", tmp_path, "--out", tmp_path / "f.npz", "--layer", "layer9", "--weights", "random")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.png").write_bytes(b"")
+    # the output lies outside the input folder (an output inside an input is refused before any work)
+    result = run_cli(
+        "features", tmp_path / "in", "--out", tmp_path / "f.npz", "--layer", "layer9", "--weights", "random"
+    )
     assert result.exit_code == 2 and "no layer 'layer9'" in result.stderr
 
 
@@ -87,8 +91,10 @@ def test_a_share_of_the_sources_streams_only_its_frames(inputs):
         _, share = open_sources([folder, video], start, stop)
         frames = list(share)
         assert len(frames) == max(0, min(stop, 7) - start)
-        for frame, expected in zip(frames, everything[start:stop], strict=True):
+        for (name, frame), (expected_name, expected) in zip(frames, everything[start:stop], strict=True):
+            assert name == expected_name
             np.testing.assert_array_equal(frame, expected)
+    assert [name for name, _ in everything] == names
     (folder / "img1.png").write_bytes(b"broken")  # decoded only by the shares that hold it
     assert len(list(open_sources([folder, video], 2, 7)[1])) == 5
 

@@ -109,6 +109,11 @@ def assert_same_index(built: Path, reference: Path) -> None:
         for path in (built, reference)
     ]
     assert rows[0] == rows[1] and len(rows[0]) > 20
+    images = [  # what `index add` skips later: every input image with the sha256 of its file
+        sqlite3.connect(path / "segments.sqlite").execute("SELECT * FROM images ORDER BY path").fetchall()
+        for path in (built, reference)
+    ]
+    assert images[0] == images[1] and len(images[0]) == 12
     with SegmentIndex.open(built) as one, SegmentIndex.open(reference) as other:
         assert one.ntotal == other.ntotal == len(rows[0]) and one.on_disk and other.on_disk
         lists = [faiss.extract_index_ivf(index.faiss_index).invlists for index in (one, other)]
@@ -213,7 +218,7 @@ def test_killed_rank_redoes_only_its_shard(images, reference, tmp_path):
     done_file.write_text(json.dumps(marked))
 
     rerun = subprocess.run(
-        _torchrun(*BUILD, str(images), "--out", str(out)),
+        _torchrun("--verbose", *BUILD, str(images), "--out", str(out)),
         capture_output=True,
         text=True,
         env=_env(),

@@ -316,3 +316,49 @@ def test_merge_command_reports_and_refuses_in_one_line(tmp_path, run_cli):
     error = refused.stderr.splitlines()[-1]  # a log line, then the error in one line
     assert refused.exit_code == 2 and error.startswith("error: ") and "differ in codec" in error
     assert not (tmp_path / "d").exists()
+
+
+def test_on_disk_indexes_open_search_and_merge_from_read_only_folders(tmp_path):
+    # read-only media: the on-disk lists are mapped read-only, SQLite opens immutable, nothing is written there
+    import subprocess
+    import sys
+
+    from tests.reliability.harness import can_drop_capabilities, drop_root_write_capabilities, make_read_only
+
+    if not can_drop_capabilities():
+        pytest.skip("cannot make a folder read-only for this user")
+    vectors = clustered(1500)
+    shelf = tmp_path / "shelf"
+    shelf.mkdir()
+    first, _ = build(shelf, "a", vectors[:700], [400, 300], factory="IVF8,Flat", on_disk=True)
+    second, _ = build(shelf, "b", vectors[700:], [800], codec_from=str(first), on_disk=True)
+    np.save(tmp_path / "queries.npy", vectors[:50])
+    before = sorted((p.relative_to(shelf), p.stat().st_size) for p in shelf.rglob("*"))
+    make_read_only(shelf)
+    script = f"""
+import numpy as np
+from dense_retrieval.retrieval.index import SegmentIndex
+from dense_retrieval.retrieval.index.merge import merge_indexes
+with SegmentIndex.open({str(first)!r}) as index:
+    _, ids = index.search(np.load({str(tmp_path / "queries.npy")!r}), 1, params="nprobe=8")
+    assert index.on_disk and (ids[:, 0] == np.arange(50)).all(), ids[:, 0]
+report = merge_indexes([{str(first)!r}, {str(second)!r}], {str(tmp_path / "merged")!r})
+assert report["segments"] == 1500 and report["on_disk"], report
+"""
+    try:
+        child = subprocess.run(
+            [sys.executable, "-c", script],
+            preexec_fn=drop_root_write_capabilities,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=tmp_path,
+        )
+    finally:
+        for path in [shelf, *shelf.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    assert child.returncode == 0, child.stderr[-2000:]
+    assert sorted((p.relative_to(shelf), p.stat().st_size) for p in shelf.rglob("*")) == before
+    with SegmentIndex.open(tmp_path / "merged") as merged:
+        _, found = merged.search(vectors, 1, params="nprobe=8")  # every list: exact for IVF-Flat
+        np.testing.assert_array_equal(found[:, 0], np.arange(1500))

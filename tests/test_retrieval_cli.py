@@ -195,7 +195,13 @@ def test_build_killed_mid_way_leaves_previous_index(built, voc, tmp_path):
         if path.is_file():
             (target / path.relative_to(out)).parent.mkdir(parents=True, exist_ok=True)
             (target / path.relative_to(out)).write_bytes(path.read_bytes())
-    many = [str(p) for p in sorted((voc / "JPEGImages").glob("*.jpg"))] * 30
+    copies = tmp_path / "copies"  # distinct paths: a build indexes a repeated path only once
+    copies.mkdir()
+    many = []
+    for round_ in range(30):
+        for source in sorted((voc / "JPEGImages").glob("*.jpg")):
+            many.append(str(copies / f"{round_:02d}-{source.name}"))
+            Path(many[-1]).write_bytes(source.read_bytes())
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     process = subprocess.Popen(
         [sys.executable, "-m", "dense_retrieval", "index", "build", *many, "--proposals", "superpixels",
@@ -203,9 +209,9 @@ def test_build_killed_mid_way_leaves_previous_index(built, voc, tmp_path):
         env=env, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not list(tmp_path.glob(".index.*.tmp/faiss")):
+    while time.monotonic() < deadline and not list(tmp_path.glob(".index.build/shard-*.partial/segments.sqlite")):
         time.sleep(0.05)
-    time.sleep(1.0)  # well inside the build
+    time.sleep(1.0)  # well inside the build: its one shard is being extracted
     assert process.poll() is None, "the build finished before it could be interrupted"
     process.send_signal(signal.SIGKILL)
     process.wait()

@@ -210,8 +210,13 @@ def test_refuses_non_empty_output_and_overwrites_when_asked(tmp_path):
     with pytest.raises(OutputExistsError, match="not empty"):
         make_synthetic_voc(out, num_train=1, num_val=1, size=64)
     assert (out / "keep.txt").read_text() == "mine"
-    make_synthetic_voc(out, num_train=1, num_val=1, size=64, overwrite=True)
-    assert not (out / "keep.txt").exists() and (out / "synth.json").is_file()
+    with pytest.raises(OutputExistsError, match="not a synthetic dataset"):  # --overwrite replaces only its own
+        make_synthetic_voc(out, num_train=1, num_val=1, size=64, overwrite=True)
+    assert (out / "keep.txt").read_text() == "mine"
+    (out / "keep.txt").unlink()
+    make_synthetic_voc(out, num_train=1, num_val=1, size=64)
+    make_synthetic_voc(out, num_train=2, num_val=1, size=64, overwrite=True)
+    assert (out / "synth.json").is_file() and "synth_000002" in (out / "synth.json").read_text()
     empty = tmp_path / "empty"
     empty.mkdir()
     make_synthetic_davis(empty, num_sequences=1, num_frames=2, size=(48, 64))

@@ -72,6 +72,14 @@ class FeatureConfig:
             raise InputError(f"interpolation {self.interpolation!r} not supported", hint="use bicubic or bilinear")
         if self.batch_size < 1:
             raise InputError(f"batch size must be at least 1, got {self.batch_size}")
+        match = _RESIZE_PATTERN.match(self.resize)
+        sizes = [int(v) for v in match.groups()[1:] if v is not None]
+        if any(v < 1 for v in sizes):
+            raise InputError(f"resize policy {self.resize!r} asks for an empty image", hint="use sizes of 1 or more")
+        if match.group(4):
+            _check_budget(int(match.group(4)), int(match.group(5)), self.resize)
+        elif match.group(2):
+            _check_budget(int(match.group(2)), int(match.group(2)), self.resize)
 
     def input_size(self, height: int, width: int, multiple: int = 1) -> tuple[int, int]:
         """The (H, W) fed to the network for an image of ``height`` x ``width``.
@@ -96,4 +104,16 @@ class FeatureConfig:
             size = height, width
         if multiple > 1:
             size = tuple(max(multiple, side // multiple * multiple) for side in size)
+        _check_budget(size[0], size[1], f"{self.resize} of a {height}x{width} image")
         return size
+
+
+def _check_budget(height: int, width: int, what: str) -> None:
+    from ..data.images import pixel_budget
+
+    if height * width > pixel_budget():
+        raise InputError(
+            f"resize {what} makes {height}x{width} = {height * width:,} pixels, over the budget of "
+            f"{pixel_budget():,} pixels",
+            hint="choose a smaller size, or raise the budget with DENSE_RETRIEVAL_MAX_PIXELS",
+        )

@@ -36,8 +36,14 @@ _COMMAND_MODULES = (
 def _root(
     ctx: typer.Context,
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log what the command is doing (stderr).")
+    ] = False,
 ) -> None:
+    from .common import set_verbose
+
     ctx.meta["dense_retrieval.debug"] = debug
+    set_verbose(verbose)
 
 
 for _name in _COMMAND_MODULES:

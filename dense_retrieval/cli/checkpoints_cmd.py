@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlparse
 
 import typer
 
 from ..backbone.specs import ARCHITECTURE_NAMES
+from ..data.outputs import check_output
+from ..errors import InputError
 from . import groups
-from .common import JsonOption, info, print_json, start_output
+from .common import JsonOption, info, note, print_json, start_output
 
 ArchitectureOption = Annotated[
     str | None,
@@ -42,6 +45,8 @@ def list_weights(directory: DirOption = None, json_output: JsonOption = False) -
 
     start_output(json_output)
     folder = directory or checkpoints_dir()
+    if directory is not None and directory.exists() and not directory.is_dir():
+        raise InputError(f"--dir {directory} is a file, not a folder", hint="give a folder to --dir")
     rows = []
     for entry in REGISTRY.values():
         present = is_present(entry, folder)
@@ -55,7 +60,7 @@ def list_weights(directory: DirOption = None, json_output: JsonOption = False) -
     widths = [max(len(row[i]) for row in table) for i in range(4)]
     for row in table:
         typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[4])
-    info(f"downloads go to {folder}")
+    note(f"downloads go to {folder}")
 
 
 @groups.checkpoints.command("inspect")
@@ -124,6 +129,9 @@ def download(
     start_output(json_output)
     entry = get_entry(name)
     folder = directory or checkpoints_dir()
+    if url is not None and urlparse(url).scheme not in ("http", "https"):
+        raise InputError(f"--url {url!r} is not an http(s) URL", hint="e.g. --url https://mirror.example/weights.pth")
+    check_output(folder, [], "dir", "--dir")
     if not entry.is_embedded:
         info(f"{entry.name}: {url or entry.url} -> {folder}")
     report = download_weights(entry, folder, url)
@@ -138,7 +146,7 @@ def download(
     else:
         typer.echo(f"{name} is already present: {report['path']}")
     if report["verified"] == "none":
-        info(
+        note(
             f"no published hash for {name}; its sha256 {report['sha256']} is recorded in "
             f"{report['path']}.sha256 and later downloads are checked against it"
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -9,7 +10,7 @@ import typer
 
 from ..metrics.jf import GLOBAL_COLUMNS, JFConventions
 from . import groups
-from .common import JsonOption, info, print_json, start_output
+from .common import JsonOption, note, print_json, start_output
 
 _HELP = """Score a folder of predicted masks with the DAVIS J&F measures (semi-supervised task).
 
@@ -84,8 +85,9 @@ def evaluate(
     start_output(json_output)
     if year not in ("2016", "2017"):
         raise typer.BadParameter(f"{year!r} is not a DAVIS year; use 2016 or 2017", param_hint="--year")
-    if not bound_th > 0:
-        raise typer.BadParameter(f"{bound_th} must be positive", param_hint="--bound-th")
+    if not (bound_th > 0 and math.isfinite(bound_th)):
+        raise typer.BadParameter(f"{bound_th} must be a positive number", param_hint="--bound-th")
+    _check_outputs(davis_root, results, output, year, split)
     from ..vos.davis_eval import run_davis_evaluation
 
     conventions = JFConventions(
@@ -110,11 +112,23 @@ def evaluate(
     typer.echo("")
     _print_table(f"Per sequence results for {split}", ["Sequence", "J-Mean", "F-Mean"], evaluation.per_object_table())
     counts = f"{evaluation.frames_scored} frames, {len(evaluation.objects)} objects"
-    info(
+    note(
         f"scored {counts} in {len(evaluation.sequences)} sequences in {evaluation.seconds:.2f} s"
         f" ({evaluation.processes} process(es)); wrote {paths['global_csv']},"
         f" {paths['per_sequence_csv'].name}, {paths['report'].name}"
     )
+
+
+def _check_outputs(davis_root: Path, results: Path, output: Path | None, year: str, split: str) -> None:
+    """The score files never land in or over what is scored: the annotations, the frames, the result masks."""
+    from ..data.davis import DavisDataset
+    from ..data.davis_results import output_paths
+    from ..data.outputs import check_output
+
+    dataset = DavisDataset(davis_root, year=year, split=split)
+    inputs = [davis_root / "Annotations", davis_root / "JPEGImages", *(results / name for name in dataset.sequences)]
+    for path in output_paths(output if output is not None else results, split).values():
+        check_output(path, inputs, "file", "--output")
 
 
 def _print_table(title: str, header: list[str], rows: list) -> None:

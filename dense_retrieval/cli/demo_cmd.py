@@ -31,9 +31,11 @@ def demo(
       retrieval/    a segment index of photos + a synthetic VOC set, a query, its gallery.png
       summary.json  what was done, with the scores
     """
+    from ..data.outputs import check_output
     from ..demo.run import run_demo
 
     start_output(json_output)
+    check_output(out, [], "dir")
     info(f"demo: writing into {out}/")
     summary = run_demo(out, device=device)
     if json_output:

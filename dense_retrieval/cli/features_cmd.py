@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..errors import OutputExistsError
+from ..data.outputs import check_output, remove_owned
+from ..errors import InputError, OutputExistsError
 from ..protocols import SEGMENT_INDEX
 from . import groups
 from .common import BatchSizeOption, DeviceOption, JsonOption, info, print_json, start_output
@@ -67,6 +68,9 @@ def features(
     from ..distributed import session
 
     start_output(json_output)
+    if dtype not in ("float32", "float16"):
+        raise InputError(f"--dtype {dtype!r} is not supported", hint="use float32 or float16")
+    check_output(out, [*inputs, *([checkpoint] if checkpoint else [])], kind="file")
     if out.exists() and not overwrite:
         raise OutputExistsError(f"{out} already exists", hint="pass --overwrite or choose another --out")
     names, _ = open_sources(inputs)
@@ -87,9 +91,10 @@ def features(
         share = -(-len(names) // ranks.world)
         first, last = ranks.rank * share, min(len(names), (ranks.rank + 1) * share)
         _, frames = open_sources(inputs, first, last)
-        stream = (maps.single() for _frame, maps in extractor.stream(frames, total=last - first))
+        pairs = extractor.stream(frames, image_of=lambda pair: pair[1], total=last - first)
+        stream = ((pair[0], maps.single()) for pair, maps in pairs)
         if ranks.world == 1:
-            count = write_feature_store(out, zip(names, stream, strict=True), metadata, dtype=dtype)
+            count = write_feature_store(out, stream, metadata, dtype=dtype)
         else:
             count = _write_share(out, names[first:last], stream, metadata, dtype, ranks)
     if count is None:
@@ -112,11 +117,10 @@ def features(
 
 
 def _write_share(
-    out: Path, names: list[str], stream: Iterator[torch.Tensor], metadata: dict, dtype: str, ranks: Ranks
+    out: Path, names: list[str], stream: Iterator[tuple[str, torch.Tensor]], metadata: dict, dtype: str, ranks: Ranks
 ) -> int | None:
     """Under torchrun: this rank's part (kept if a previous run finished it), then rank 0 joins them all."""
     import json
-    import shutil
 
     from ..data.feature_store import join_feature_stores, read_feature_store, write_feature_store
     from ..errors import DenseRetrievalError
@@ -133,10 +137,10 @@ def _write_share(
     except (DenseRetrievalError, OSError, ValueError):  # no part yet, or a damaged one: extract
         done = False
     if not done:
-        write_feature_store(part, zip(names, stream, strict=True), metadata, dtype=dtype)
+        write_feature_store(part, stream, metadata, dtype=dtype)
     ranks.barrier()
     if not ranks.is_main:
         return None
     count = join_feature_stores([parts / f"part-{r:05d}-of-{ranks.world:05d}.npz" for r in range(ranks.world)], out)
-    shutil.rmtree(parts, ignore_errors=True)
+    remove_owned(parts, out.parent)
     return count

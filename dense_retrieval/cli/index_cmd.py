@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ..data.images import collect_images
+from ..data.outputs import check_output
 from ..protocols import SEGMENT_INDEX
 from . import groups
 from .common import BatchSizeOption, DeviceOption, JsonOption, info, print_json, start_output
@@ -107,6 +108,11 @@ def build(
 
     start_output(json_output)
     paths = collect_images(images)
+    check_output(
+        out,
+        [*images, *_proposal_inputs(gt_root, coco, saliency, codec_from), *([checkpoint] if checkpoint else [])],
+        "dir",
+    )
     config = proposal_config(
         proposals, min_area, clusters, superpixels, gt_root, gt_kind, coco, saliency, saliency_threshold
     )
@@ -153,6 +159,12 @@ def add(
     resize: Annotated[str | None, typer.Option("--resize", help="native, short:N or fixed:HxW.")] = None,
     device: DeviceOption = "auto",
     batch_size: BatchSizeOption = 4,
+    allow_duplicates: Annotated[
+        bool,
+        typer.Option(
+            "--allow-duplicates", help="Index images again that the index holds already (same path and content)."
+        ),
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Add the segments of IMAGES to an existing index (one commit; readers keep working meanwhile).
@@ -164,6 +176,12 @@ def add(
 
     start_output(json_output)
     paths = collect_images(images)
+    check_output(
+        index,
+        [*images, *_proposal_inputs(gt_root, coco, saliency), *([checkpoint] if checkpoint else [])],
+        "dir",
+        "index",
+    )
     config = proposal_config(
         proposals, min_area, clusters, superpixels, gt_root, gt_kind, coco, saliency, saliency_threshold
     )
@@ -179,7 +197,9 @@ def add(
         extractor = extractor_for_index(opened.config, checkpoint, device, batch_size, overrides)
         opened.check_config(index_config(extractor.describe(), opened.config["pooling"], extractor.channels))
         info(f"adding {len(paths)} images ({proposals} proposals) to {index} ({opened.ntotal} segments)")
-        report = add_images(opened, paths, extractor, config, pooling=opened.config["pooling"])
+        report = add_images(
+            opened, paths, extractor, config, pooling=opened.config["pooling"], allow_duplicates=allow_duplicates
+        )
     _print_report(report, json_output)
 
 
@@ -194,8 +214,10 @@ def index_info(index: IndexArgument, json_output: JsonOption = False) -> None:
     if json_output:
         print_json(report)
         return
-    backbone = report["config"]["backbone"]
-    features = report["config"]["features"]
+    from ..records import RunRecord
+
+    record = RunRecord.from_dict(report["config"], f"index {index} (config)")
+    backbone, features = record.backbone, record.features
     typer.echo(f"index       {report['path']}")
     typer.echo(f"segments    {report['segments']} from {report['images']} images")
     for method, counts in report["proposals"].items():
@@ -215,7 +237,11 @@ def index_info(index: IndexArgument, json_output: JsonOption = False) -> None:
         f"backbone    {backbone['name']} {backbone['layer']} stride {backbone['stride']} ({backbone['stride_mode']}), "
         f"weights {backbone['weights']}"
     )
-    typer.echo(f"features    resize {features['resize']}, pooling {report['config']['pooling']}")
+    typer.echo(f"features    resize {features['resize']}, pooling {record.settings.get('pooling')}")
+
+
+def _proposal_inputs(*paths: Path | None) -> list[Path]:
+    return [path for path in paths if path is not None]
 
 
 @groups.index.command("merge")
@@ -238,6 +264,7 @@ def merge(
     from ..retrieval.index.merge import merge_indexes
 
     start_output(json_output)
+    check_output(out, indexes, "dir")
     info(f"merging {len(indexes)} indexes into {out}")
     report = merge_indexes(indexes, out, on_disk=on_disk, overwrite=overwrite)
     if json_output:
@@ -255,6 +282,11 @@ def _print_report(report: dict, json_output: bool) -> None:
     stats = report["proposal_stats"]
     typer.echo(f"index     {report['index']}")
     typer.echo(f"added     {report['added']} segments from {report['images']} images ({report['segments']} in all)")
+    if report.get("skipped"):
+        typer.echo(
+            f"skipped   {report['skipped']} images already in the index (same path and content; "
+            "--allow-duplicates indexes them again)"
+        )
     typer.echo(
         f"dropped   {stats['dropped_empty']} empty and {stats['dropped_small']} small masks; "
         f"{stats['images_without_masks']} images without masks"

@@ -104,6 +104,10 @@ def backbone_config(
     stride_mode: str | None,
 ) -> BackboneConfig:
     """The protocol's BackboneConfig with the given options; --checkpoint without --backbone detects the network."""
+    if output_stride is not None and output_stride < 1:  # 0 would silently mean "the layer's natural stride"
+        from ..errors import InputError
+
+        raise InputError(f"--output-stride {output_stride} is not a stride", hint="e.g. --output-stride 8")
     architecture = resolve_architecture(backbone, checkpoint)
     if checkpoint is not None:
         weights = str(checkpoint)

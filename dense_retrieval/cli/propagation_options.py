@@ -9,6 +9,7 @@ side floored to a multiple of 64) (:mod:`dense_retrieval.protocols`); every opti
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -92,6 +93,10 @@ def propagation_config(
     if topk is not None:
         changes["topk"] = topk
     if radius is not None:
+        if not math.isfinite(radius) or radius < 0:
+            raise InputError(
+                f"--radius {radius} is not a number of grid cells >= 0", hint="use 0 for no window, e.g. --radius 12"
+            )
         changes["radius"] = radius if radius > 0 else None
     if context is not None:
         changes["context"] = context

@@ -66,6 +66,12 @@ def query(
     from ..retrieval.pipeline import extractor_for_index, query_mask, query_proposals, query_segment, render_gallery
 
     start_output(json_output)
+    if gallery is not None:
+        from ..data.outputs import check_output
+
+        check_output(
+            gallery, [p for p in (index, image, mask, coco, saliency, gt_root) if p is not None], "file", "--gallery"
+        )
     given = [
         name
         for name, value in (("--mask", mask), ("--proposals", proposals), ("--segment-id", segment_id))

@@ -74,6 +74,11 @@ def eval_voc(
     from ..retrieval.voc_protocol import evaluate_voc
 
     start_output(json_output)
+    if out is not None:
+        from ..data.outputs import check_output
+
+        folders = ("JPEGImages", "SegmentationClass", "SegmentationObject", "ImageSets")
+        check_output(out, [root / sub for root in (voc_root, voc_root / "VOC2012") for sub in folders], "file")
     protocol = MASKCONTRAST.voc.replace(size=size, top_k=top_k, pooling=pooling, max_images=max_images)
     config = proposal_config(
         proposals, min_area, clusters, superpixels, saliency=saliency, saliency_threshold=saliency_threshold

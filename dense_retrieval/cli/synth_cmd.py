@@ -11,11 +11,11 @@ import typer
 from ..data.synth import make_synthetic_davis, make_synthetic_voc
 from ..errors import InputError
 from . import groups
-from .common import JsonOption, info, print_json, start_output
+from .common import JsonOption, note, print_json, start_output
 
 OutArgument = Annotated[Path, typer.Argument(help="Folder to create (refused if it exists and is not empty).")]
 SeedOption = Annotated[
-    int, typer.Option("--seed", help="Random seed; the output is a function of the options and the seed.")
+    int, typer.Option("--seed", min=0, help="Random seed; the output is a function of the options and the seed.")
 ]
 OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it exists and is not empty.")]
 
@@ -78,7 +78,7 @@ def synth_davis(
             f"{s['name']:<36} {s['split']:<5} {s['size'][0]}x{s['size'][1]}  {s['frames']} frames  "
             f"objects: {', '.join(s['objects'])}"
         )
-    info(
+    note(
         f"wrote DAVIS-{summary['year']} layout to {out} in {summary['seconds']:.1f} s (ground truth: {out}/synth.json)"
     )
 
@@ -115,7 +115,7 @@ def synth_voc(
         return
     typer.echo(f"{train} train + {val} val images, {size}x{size}")
     typer.echo("objects: " + ", ".join(f"{name} {count}" for name, count in summary["objects_per_class"].items()))
-    info(f"wrote VOC layout to {out} in {summary['seconds']:.1f} s (ground truth: {out}/synth.json)")
+    note(f"wrote VOC layout to {out} in {summary['seconds']:.1f} s (ground truth: {out}/synth.json)")
 
 
 def _parse_widths(text: str | None) -> list[int] | None:

@@ -101,6 +101,11 @@ def propagate(
     config = propagation_config(protocol, temperature, topk, radius, context)
     if overlay is not None and overlay.suffix.lower() not in _VIDEO_OVERLAY + _IMAGE_OVERLAY:
         raise InputError(f"--overlay {overlay} must end in .mp4, .png or .jpg", hint="e.g. --overlay overlay.mp4")
+    from ..data.outputs import check_output
+
+    check_output(out, [source, mask], "dir")
+    if overlay is not None:
+        check_output(overlay, [source, mask, out], "file", "--overlay")
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise OutputExistsError(f"{out} already exists and is not empty", hint="choose a new --out or pass --overwrite")
     if overlay is not None and overlay.exists() and not overwrite:

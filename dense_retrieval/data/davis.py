@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import DataFormatError, InputError
 from ..labels import VOID
+from ..records import check_entry_name
 from .atomic import atomic_open
 from .images import read_image, write_image
 from .masks import read_label_png, write_label_png
@@ -80,13 +81,21 @@ class DavisDataset:
                 f"missing ImageSets file {candidates[0]}",
                 hint=f"check --year/--set, or write the sequence names of the {self.split!r} set there",
             )
+        self.image_set_path = path
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise DataFormatError(
+                f"ImageSets file {path} is not UTF-8 text (byte {error.start})", hint="save it as UTF-8"
+            ) from None
         names: list[str] = []
-        for line in path.read_text().splitlines():
+        for line in text.splitlines():
             line = line.strip()
             if not line:
                 continue
             # DAVIS-2016 lists "/JPEGImages/480p/<seq>/00000.jpg /Annotations/..." per frame
-            name = Path(line.split()[0]).parent.name if "/" in line else line
+            name = Path(line.split()[0]).parent.name if line.startswith("/JPEGImages/") else line
+            check_entry_name(name, f"ImageSets file {path}")  # names become folders of the results
             if name not in names:
                 names.append(name)
         if not names:

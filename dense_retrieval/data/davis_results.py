@@ -22,6 +22,7 @@ from PIL import Image
 
 from ..errors import DataFormatError, InputError, OutputExistsError
 from .atomic import atomic_path
+from .images import pixel_budget
 from .masks import read_label_png
 
 GLOBAL_CSV = "global_results-{split}.csv"
@@ -120,6 +121,8 @@ def _decode_8bit_png(path: Path) -> np.ndarray | None:
             if image.mode not in ("L", "P") or len(image.tile) != 1:
                 return None
             width, height = image.size
+            if width * height > pixel_budget() or width * height == 0:
+                return None  # the general reader refuses it with the budget in its message
             labels = np.empty((height, width), np.uint8)
             target = Image.core.map_buffer(labels, (width, height), "raw", 0, (image.mode, 0, 1))
             image.im = target  # Pillow decodes into existing image memory (ImageFile.load_prepare)

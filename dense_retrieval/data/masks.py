@@ -14,6 +14,7 @@ from PIL import Image
 
 from ..errors import DataFormatError, InputError
 from .atomic import atomic_path
+from .images import check_pixels
 
 
 def voc_palette(num_colors: int = 256) -> np.ndarray:
@@ -51,10 +52,11 @@ def read_label_png(path: str | os.PathLike, binary: bool = False) -> np.ndarray:
         raise InputError(f"mask not found: {path}", hint="check the path and the frame numbering")
     try:
         with Image.open(path) as image:
+            check_pixels(image.size[0], image.size[1], f"mask {path}")
             image.load()
             mode = image.mode
             array = np.asarray(image)
-    except (OSError, SyntaxError, ValueError) as error:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise DataFormatError(f"unreadable mask {path}: {error}", hint="re-export it as a PNG") from None
     if mode in ("P", "L"):
         labels = array.astype(np.uint8, copy=False)

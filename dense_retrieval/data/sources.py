@@ -17,12 +17,14 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
 def open_sources(
     inputs: list[str | os.PathLike], start: int = 0, stop: int | None = None
-) -> tuple[list[str], Iterator[np.ndarray]]:
-    """Names and a lazy stream of uint8 [H, W, 3] frames for ``inputs``.
+) -> tuple[list[str], Iterator[tuple[str, np.ndarray]]]:
+    """Names and a lazy stream of ``(name, uint8 [H, W, 3] frame)`` for ``inputs``.
 
     Every input is checked before the stream starts (missing paths, empty folders, videos that cannot be
     opened raise at once); images are decoded only as the stream is consumed. Video frames are named
-    ``<video file name>/<frame number>``, images by their path.
+    ``<video file name>/<frame number>``, images by their path. The names list is what the headers
+    promise; the stream names what was actually decoded (a truncated video yields fewer frames, with a
+    warning from :class:`~.video.VideoFrames`).
 
     Args:
         start, stop: stream only frames ``start .. stop - 1`` of the sequence (one rank's share under
@@ -44,7 +46,7 @@ def open_sources(
     end = len(names) if stop is None else min(stop, len(names))
     counts = [len(open_video(source).frame_names) if isinstance(source, Path) else len(source) for source in plan]
 
-    def stream() -> Iterator[np.ndarray]:
+    def stream() -> Iterator[tuple[str, np.ndarray]]:
         first = 0
         for source, count in zip(plan, counts, strict=True):
             lo, hi = max(start - first, 0), min(end - first, count)
@@ -52,9 +54,11 @@ def open_sources(
             if lo >= hi:
                 continue
             if isinstance(source, Path):
-                yield from itertools.islice(open_video(source), lo, hi)
+                frames = itertools.islice(open_video(source), lo, hi)
+                for index, frame in enumerate(frames, start=lo):
+                    yield f"{source.name}/{index:05d}", frame
             else:
                 for path in source[lo:hi]:
-                    yield read_image(path)
+                    yield str(path), read_image(path)
 
     return names, stream()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +21,14 @@ from PIL import Image
 
 from ..errors import DataFormatError, DenseRetrievalError, InputError, OutputExistsError
 from .atomic import atomic_directory, atomic_path
-from .images import IMAGE_SUFFIXES, read_image, write_image
+from .images import IMAGE_SUFFIXES, check_pixels, check_utf8_name, open_checked, read_image, write_image
 
 MP4_FOURCC = "mp4v"
+
+
+class TruncatedVideoWarning(UserWarning):
+    """A video file yielded fewer frames than its header declares (the CLI prints it as one line)."""
+
 _NUMBER = re.compile(r"(\d+)$")
 
 
@@ -102,6 +108,13 @@ class VideoFrames:
                 index += 1
         finally:
             capture.release()
+        if index < self.info.count:
+            warnings.warn(
+                f"video {self.source} is truncated: its header says {self.info.count} frames, "
+                f"{index} could be decoded; the output holds those {index}",
+                TruncatedVideoWarning,
+                stacklevel=2,
+            )
 
     def _check_size(self, frame: np.ndarray, name: str) -> None:
         if frame.shape[:2] != self.info.size:
@@ -245,10 +258,11 @@ def _frame_folder_size(paths: list[Path]) -> tuple[int, int]:
     """(H, W) shared by all frames, read from the file headers only."""
     first = None
     for path in paths:
+        check_utf8_name(path)
         try:
-            with Image.open(path) as image:
+            with open_checked(path, "frame") as image:
                 width, height = image.size
-        except (OSError, SyntaxError, ValueError) as error:
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
             raise DataFormatError(f"unreadable frame {path}: {error}", hint="re-export the frame") from None
         if first is None:
             first = (height, width)
@@ -271,6 +285,9 @@ def _probe_video_file(path: Path) -> VideoInfo:
                 f"cannot open video {path}",
                 hint="check the file is a complete video OpenCV can decode (MP4, AVI)",
             )
+        width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if width and height:
+            check_pixels(width, height, f"video {path}")
         ok, frame = capture.read()
         if not ok:
             raise DataFormatError(f"video {path} has no readable frames", hint="re-encode or re-download it")

@@ -86,7 +86,13 @@ class VocDataset:
             )
         ids: list[str] = []
         seen: set[str] = set()
-        for line in path.read_text().splitlines():
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise DataFormatError(
+                f"split file {path} is not UTF-8 text (byte {error.start})", hint="save it as UTF-8"
+            ) from None
+        for line in text.splitlines():
             image_id = line.split()[0] if line.split() else ""
             if image_id and image_id not in seen:
                 ids.append(image_id)

@@ -17,6 +17,7 @@ shard offset + local id, so the index equals the one a single process builds.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -30,12 +31,15 @@ import torch
 from ..backbone.features import FeatureExtractor
 from ..data.atomic import write_json
 from ..data.images import read_image
+from ..data.outputs import locked
 from ..distributed import Ranks
-from ..errors import InputError, OutputExistsError
+from ..errors import InputError
 from .config import PoolingMode
 from .index import index_config
-from .index.assemble import IndexOptions, index_from_shards
+from .index.assemble import IndexOptions, check_options, index_from_shards
+from .index.codec import file_digest
 from .index.shards import Shard, ShardWriter, Staging, offsets
+from .index.storage import replacing_index
 from .pooling import pool_masks
 from .proposals import ProposalConfig, ProposalStats, Proposer
 from .segments import SegmentRecord
@@ -67,26 +71,52 @@ def build_staged(
     options = options or IndexOptions()
     log = log if (log is not None and ranks.is_main) else (lambda message: None)
     out = Path(out).resolve()
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise OutputExistsError(f"{out} exists and is not empty", hint="pass --overwrite, or use `index add`")
-    paths = [Path(p).resolve() for p in images]
+    paths = list(dict.fromkeys(Path(p).resolve() for p in images))  # an image given twice is indexed once
     if not paths:
         raise InputError("no images to index")
     if shard_images is not None and shard_images < 1:
         raise InputError(f"images per shard must be at least 1, got {shard_images}")
     proposer = Proposer(proposals)
     proposer.check_images(paths)
+    check_options(options, extractor.channels)
     config = index_config(extractor.describe(), pooling, extractor.channels)
     size = shard_images or max(1, min(MAX_SHARD_IMAGES, math.ceil(len(paths) / ranks.world)))
     count = math.ceil(len(paths) / size)
     digest = hashlib.sha256("\n".join(map(str, paths)).encode()).hexdigest()
     plan = {"inputs": digest, "images": len(paths), "shard_images": size, "record": config}
     staging = Staging(out, {**plan, "proposals": proposals.describe()})
-    if ranks.is_main:
-        kept = staging.prepare()
-        log(f"build folder {staging.path}: {'resuming' if kept else 'new'}, {count} shards of {size} images")
-    ranks.barrier()
+    with contextlib.ExitStack() as held:
+        # every rank checks --out; rank 0 holds the old index's writer lock and the build folder meanwhile
+        held.enter_context(replacing_index(out, overwrite, hold=ranks.is_main))
+        if ranks.is_main:
+            staging.path.mkdir(parents=True, exist_ok=True)
+            held.enter_context(locked(staging.path, "build folder"))
+            kept = staging.prepare()
+            log(f"build folder {staging.path}: {'resuming' if kept else 'new'}, {count} shards of {size} images")
+        ranks.barrier()
+        try:
+            return _build(staging, paths, size, count, out, extractor, proposer, pooling, config, options, ranks, log)
+        except BaseException:
+            if ranks.is_main and not staging.has_results():
+                staging.remove()  # nothing finished that a rerun could reuse: a refused build leaves no trace
+            raise
 
+
+def _build(
+    staging: Staging,
+    paths: list[Path],
+    size: int,
+    count: int,
+    out: Path,
+    extractor: FeatureExtractor,
+    proposer: Proposer,
+    pooling: PoolingMode,
+    config: dict,
+    options: IndexOptions,
+    ranks: Ranks,
+    log: Callable[[str], None],
+) -> dict | None:
+    """The stages of :func:`build_staged` once the output is checked and the build folder is ready."""
     started = time.perf_counter()
     redone = []
     for number in ranks.mine(count):
@@ -98,6 +128,8 @@ def build_staged(
     ranks.barrier()
     shards = staging.shards(count)
     if int(offsets(shards)[-1]) == 0:
+        if ranks.is_main:
+            staging.remove()  # shards without segments: nothing worth keeping for a rerun
         raise InputError(f"no segments were found in the {len(paths)} images", hint="try another --proposals")
     extract_seconds = time.perf_counter() - started
     report = index_from_shards(staging, shards, out, config, options, ranks, log)
@@ -114,7 +146,8 @@ def build_staged(
         images=len(paths),
         added=total,
         segments=total,
-        proposals=proposals.describe(),
+        skipped=0,
+        proposals=proposer.config.describe(),
         proposal_stats=stats.as_dict(),
         shards={"count": count, "images_per_shard": size, "extracted_now": extracted, "ranks": ranks.world},
         extract_seconds=round(extract_seconds, 2),
@@ -141,6 +174,7 @@ def _extract(
         for (path, rgb), maps in stream:
             features = maps.single()
             found = proposer(path, rgb, features if proposer.needs_features else None)
+            writer.add_image(str(found.image), file_digest(path))
             if not len(found.masks):
                 continue
             vectors = pool_masks(features, torch.from_numpy(found.masks), pooling).numpy()

@@ -141,39 +141,83 @@ def iter_segments(
         yield proposals, vectors
 
 
+TRAIN_VECTORS = 131072
+"""An untrained factory (IVF, PQ) is trained on the first this many segments of the build (all of them
+when fewer): training on the first image's few vectors alone cannot work."""
+
+
 def add_images(
     index: SegmentIndex,
     images: Iterable[str | os.PathLike],
     extractor: FeatureExtractor,
     proposals: ProposalConfig,
     pooling: PoolingMode = "upsample",
+    allow_duplicates: bool = False,
+    final: bool = True,
 ) -> dict:
     """Index the segments of ``images`` into ``index`` in one commit; returns a report.
+
+    Images already in the index (same path, same content: sha256 of the file) are skipped and counted,
+    unless ``allow_duplicates``. ``final``: the commit is the command's result (see
+    :meth:`SegmentIndex.batch`).
 
     Raises:
         ConfigMismatchError: the extractor or pooling differ from the index's.
     """
     config = index_config(extractor.describe(), pooling, extractor.channels)
     index.check_config(config)
-    paths = [Path(p).resolve() for p in images]
+    paths = list(dict.fromkeys(Path(p).resolve() for p in images))
+    digests = {path: _sha256(path) for path in paths}
+    skipped = [path for path in paths if not allow_duplicates and index.indexed(path, digests[path])]
+    todo = [path for path in paths if path not in set(skipped)]
     proposer = Proposer(proposals)
     before = index.ntotal
-    with index.batch():
-        for found, vectors in iter_segments(paths, extractor, proposer, pooling):
+    pending: list[tuple[np.ndarray, list[SegmentRecord]]] = []
+    waiting = 0
+    with index.batch(final=final):
+        for found, vectors in iter_segments(todo, extractor, proposer, pooling):
             records = [
                 SegmentRecord(image=str(found.image), method=found.method, mask=mask, label=label)
                 for mask, label in zip(found.masks, found.labels, strict=True)
             ]
-            if records:
+            index.record_image(found.image, digests[Path(found.image)])
+            if not records:
+                continue
+            if index.trained:
                 index.add(vectors, records, config)
+                continue
+            pending.append((vectors, records))  # an untrained factory waits for enough training vectors
+            waiting += len(records)
+            if waiting >= TRAIN_VECTORS:
+                _train_and_add(index, pending, config)
+        if pending:
+            _train_and_add(index, pending, config)
     return {
         "index": str(index.path),
         "images": len(paths),
+        "skipped": len(skipped),
         "added": index.ntotal - before,
         "segments": index.ntotal,
         "proposals": proposals.describe(),
         "proposal_stats": proposer.stats.as_dict(),
     }
+
+
+def _train_and_add(index: SegmentIndex, pending: list, config: dict) -> None:
+    index.train(np.concatenate([vectors for vectors, _ in pending]))
+    for vectors, records in pending:
+        index.add(vectors, records, config)
+    pending.clear()
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def build_index(
@@ -186,13 +230,17 @@ def build_index(
     overwrite: bool = False,
     **staged: Any,
 ) -> dict:
-    """Build a new index at ``out`` from ``images``; it appears only when complete.
+    """Build a new index at ``out`` from ``images``; it appears only when complete and valid.
 
     The build runs in stages through a staging folder next to ``out`` (:mod:`.build`): an interrupted
     build (even a killed process) leaves any previous index at ``out`` untouched, and a rerun keeps the
-    shards that were finished. ``staged`` takes the fields of :class:`.index.assemble.IndexOptions`
-    (``max_memory``, ``codec_from``, ``on_disk``, ``recall_queries``; with one of the first two ``factory`` is
-    not used) and the options of :func:`.build.build_staged` (``shard_images``, ``ranks``, ``log``).
+    shards that were finished. ``overwrite`` replaces only an index (or an empty folder), and holds the
+    previous index's writer lock for the whole build: a build over an index being written (by ``index add``
+    or another build) is refused at once, and an add cannot start meanwhile.
+
+    ``staged`` takes the fields of :class:`.index.assemble.IndexOptions` (``max_memory``, ``codec_from``,
+    ``on_disk``, ``recall_queries``; with one of the first two ``factory`` is not used) and the options of
+    :func:`.build.build_staged` (``shard_images``, ``ranks``, ``log``).
     """
     from .build import build_staged
     from .index.assemble import IndexOptions

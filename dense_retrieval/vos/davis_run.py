@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,11 +29,14 @@ from ..data.atomic import atomic_directory, write_json
 from ..data.davis import DavisDataset
 from ..data.images import read_image
 from ..data.masks import read_label_png, write_label_png
+from ..data.outputs import check_output, locked, remove_owned
 from ..errors import ConfigMismatchError, DataFormatError, InputError, OutputExistsError
 from ..propagation.config import PropagationConfig
-from ..records import RunRecord
+from ..records import RunRecord, read_propagation_record
 from ..viz.strip import label_strip, thumbnail
 from .frames import RECORD, check_first_mask, propagate_frames, run_record
+
+_LEFTOVER = re.compile(r"^\..+\.(tmp|old)(\.\w+)?$")
 
 
 @dataclass(frozen=True)
@@ -48,11 +51,17 @@ class SequenceResult:
 
 
 def propagate_davis_sequence(
-    dataset: DavisDataset, name: str, out: str | os.PathLike, extractor: FeatureExtractor, config: PropagationConfig
+    dataset: DavisDataset,
+    name: str,
+    out: str | os.PathLike,
+    extractor: FeatureExtractor,
+    config: PropagationConfig,
+    commit: Callable[[SequenceResult], None] | None = None,
 ) -> SequenceResult:
     """Propagate the first-frame annotation of sequence ``name`` and write ``out/<name>/<frame>.png``.
 
-    The folder is built under a temporary name and renamed when every frame is written.
+    The folder is built under a temporary name and swapped in when every frame is written; ``commit``
+    (recording it) runs in the same commit section, so Ctrl-C never separates the two.
 
     Raises:
         DataFormatError: the annotation's size differs from the frames'.
@@ -65,10 +74,12 @@ def propagate_davis_sequence(
     start = time.perf_counter()
     frames = (read_image(path) for path in sequence.frames)
     results = propagate_frames(frames, first, extractor, config, num_labels, len(sequence.frames), desc=name)
-    with atomic_directory(Path(out) / name) as folder:
+    done: list[SequenceResult] = []
+    with atomic_directory(Path(out) / name, then=lambda: commit and commit(done[0]), final=False) as folder:
         for stem, (_, labels) in zip(sequence.frame_names, results, strict=True):
             write_label_png(folder / f"{stem}.png", labels, binary=dataset.binary)
-    return SequenceResult(name, len(sequence.frames), num_labels - 1, time.perf_counter() - start, "done")
+        done.append(SequenceResult(name, len(sequence.frames), num_labels - 1, time.perf_counter() - start, "done"))
+    return done[0]
 
 
 def sequence_strip(
@@ -119,8 +130,32 @@ def propagate_davis(
     names = _select(dataset, sequences)
     for name in names:  # bad input fails before anything is written
         _check_sequence(dataset, name)
+    check_output(out, _inputs(dataset, names), kind="dir")
     davis = {"root": str(dataset.root.resolve()), "year": dataset.year, "resolution": dataset.resolution}
     run = run_record(extractor, config, davis=davis)
+    out.mkdir(parents=True, exist_ok=True)
+    with locked(out, "results folder"):
+        return _propagate_locked(dataset, out, extractor, config, names, run, overwrite, log)
+
+
+def _inputs(dataset: DavisDataset, names: list[str]) -> list[Path]:
+    """What a run reads: the sequences' frame and annotation folders, and the ImageSets file."""
+    res = dataset.resolution
+    folders = [dataset.root / kind / res / name for name in names for kind in ("JPEGImages", "Annotations")]
+    return [*folders, dataset.image_set_path]
+
+
+def _propagate_locked(
+    dataset: DavisDataset,
+    out: Path,
+    extractor: FeatureExtractor,
+    config: PropagationConfig,
+    names: list[str],
+    run: RunRecord,
+    overwrite: bool,
+    log: Callable[[str], None],
+) -> dict:
+    _remove_leftovers(out)
     record = _open_record(out, run, overwrite)
     results: list[SequenceResult] = []
     for position, name in enumerate(names, start=1):
@@ -130,13 +165,16 @@ def propagate_davis(
             results.append(SequenceResult(name, done["frames"], done["objects"], 0.0, "skipped"))
             continue
         log(f"[{position}/{len(names)}] {name}: propagating")
-        result = propagate_davis_sequence(dataset, name, out, extractor, config)
-        record["sequences"][name] = {
-            "frames": result.frames,
-            "objects": result.objects,
-            "seconds": round(result.seconds, 2),
-        }
-        write_json(out / RECORD, record)
+
+        def commit(result: SequenceResult, name: str = name) -> None:
+            record["sequences"][name] = {
+                "frames": result.frames,
+                "objects": result.objects,
+                "seconds": round(result.seconds, 2),
+            }
+            write_json(out / RECORD, record)
+
+        result = propagate_davis_sequence(dataset, name, out, extractor, config, commit)
         log(
             f"[{position}/{len(names)}] {name}: {result.frames} frames, {result.objects} object(s), "
             f"{result.seconds:.1f} s ({result.frames / max(result.seconds, 1e-9):.2f} frames/s)"
@@ -180,18 +218,30 @@ def _check_sequence(dataset: DavisDataset, name: str) -> None:
     check_first_mask(dataset.first_frame_labels(name), (height, width), f"{name}: first-frame annotation")
 
 
+def _remove_leftovers(out: Path) -> None:
+    """Temporary folders and files of interrupted runs inside ``out`` (the run holds ``out``: none is live)."""
+    for entry in out.iterdir():
+        if _LEFTOVER.match(entry.name):
+            remove_owned(entry, out)
+
+
 def _open_record(out: Path, run: RunRecord, overwrite: bool) -> dict:
-    """The run record of ``out``: a previous one with the same configuration, or a new one."""
+    """The run record of ``out``: a previous one with the same configuration, or a new one.
+
+    The previous record is checked against its schema first (:func:`~dense_retrieval.records.read_propagation_record`):
+    its sequence names become paths to delete under ``--overwrite``, so anything but plain names is refused.
+    """
     path = out / RECORD
     fresh = {"tool": f"dense-retrieval {__version__}", "run": run.as_dict(), "sequences": {}}
     if path.is_file():
         try:
-            previous = json.loads(path.read_text())
-            recorded = RunRecord.from_dict(previous.get("run"), str(path))
-        except (json.JSONDecodeError, AttributeError, OSError, DataFormatError):
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, OSError):
             raise DataFormatError(
-                f"{path} is not a propagation record", hint="remove it or choose another --out"
+                f"{path} is not a propagation record (not JSON)", hint="remove it or choose another --out"
             ) from None
+        previous = read_propagation_record(document, str(path))
+        recorded = RunRecord.from_dict(previous["run"], str(path))
         changed = recorded.differences(run)
         if not changed:
             previous.setdefault("sequences", {})
@@ -201,9 +251,15 @@ def _open_record(out: Path, run: RunRecord, overwrite: bool) -> dict:
                 f"{out} holds masks made with another configuration (differs in: {', '.join(changed)})",
                 hint="choose another --out, or pass --overwrite to replace them",
             )
-        for name in previous.get("sequences", {}):
-            if (out / name).is_dir() and not (out / name).is_symlink():
-                shutil.rmtree(out / name)
+        links = [name for name in previous["sequences"] if (out / name).is_symlink()]
+        if links:
+            raise InputError(
+                f"{out / links[0]} is a link, not a results folder; refusing to replace it",
+                hint="remove the link or choose another --out",
+            )
+        for name in previous["sequences"]:
+            if (out / name).exists():
+                remove_owned(out / name, out)
     elif out.is_dir() and any(not entry.name.startswith(".") for entry in out.iterdir()) and not overwrite:
         raise OutputExistsError(
             f"{out} is not empty and holds no {RECORD}", hint="choose an empty or new --out, or pass --overwrite"

@@ -95,6 +95,7 @@ def load_checkpoint(path: str | os.PathLike, architecture: str | None = None) ->
     path = Path(path)
     payload = _torch_load(path)
     state_dict, checkpoint_format, dropped = _extract(payload, path)
+    _check_finite(state_dict, path)
     return LoadedCheckpoint(state_dict, checkpoint_format, tuple(dropped), path, file_digests(path)["sha256"])
 
 
@@ -194,6 +195,16 @@ def inspect_checkpoint(path: str | os.PathLike, architecture: str | None = None)
         "values": int(sum(t.numel() for t in checkpoint.state_dict.values())),
         "registry_match": _registry_match(checkpoint),
     }
+
+
+def _check_finite(state_dict: Mapping[str, torch.Tensor], path: Path) -> None:
+    """Refuse weights holding NaN or infinity: they make NaN features and empty hits without a word."""
+    bad = [key for key, value in state_dict.items() if value.is_floating_point() and not torch.isfinite(value).all()]
+    if bad:
+        raise CheckpointError(
+            f"checkpoint {path} holds NaN or infinite values in {len(bad)} tensor(s), first {bad[0]}",
+            hint="the training run diverged or the file is damaged; use another checkpoint",
+        )
 
 
 def _check_architecture(architecture: str) -> None:

@@ -235,3 +235,8 @@ def _refuse_non_empty(out: str | os.PathLike, overwrite: bool) -> None:
         raise OutputExistsError(
             f"output folder {out} exists and is not empty", hint="choose a new folder or pass --overwrite"
         )
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise OutputExistsError(
+            f"{out} holds files that are not a synthetic dataset; --overwrite replaces only one",
+            hint="choose a new folder",
+        )

@@ -29,7 +29,7 @@ from ...data.atomic import atomic_directory, write_json
 from ...distributed import Ranks
 from ...errors import ConfigMismatchError, InputError
 from .chooser import MIN_CODEC_TRAIN, TRAIN_POINTS_PER_LIST, choose_factory, default_nprobe, parse_size
-from .codec import all_blocks, encode, file_digest, join, sample_ids, train
+from .codec import all_blocks, encode, file_digest, join, new_index, sample_ids, train
 from .recall import measure_recall
 from .segment_index import SegmentIndex
 from .shards import Shard, Staging, offsets, read_rows
@@ -38,6 +38,7 @@ from .storage import (
     DEFAULT_FACTORY,
     FAISS_DIR,
     TRAINED_NAME,
+    acquire_writer_lock,
     connect,
     copy_rows,
     create_database,
@@ -83,6 +84,15 @@ class IndexOptions:
     @property
     def budget(self) -> int | None:
         return parse_size(self.max_memory) if self.max_memory is not None else None
+
+
+def check_options(options: IndexOptions, dim: int) -> None:
+    """Refuse, before any extraction, what can be refused without the vectors: a factory FAISS cannot make
+    for ``dim``, or a ``--codec-from`` that is no index with a trained codec of that dimension."""
+    if options.factory is not None:
+        new_index(dim, options.factory)
+    if options.codec_from is not None:
+        _codec_of(Path(options.codec_from), dim)
 
 
 def index_from_shards(
@@ -175,7 +185,8 @@ def _join_stage(
     plan = record["plan"]
     seconds: dict[str, float] = {}
     started = time.perf_counter()
-    with atomic_directory(out) as tmp:
+    with atomic_directory(out, final=True) as tmp:
+        acquire_writer_lock(tmp).close()  # the lock file every index has (readers need not create it)
         (tmp / FAISS_DIR).mkdir()
         header = tmp / FAISS_DIR / faiss_name(1)
         ntotal = join(shards, staging.path / TRAINED_NAME, header, on_disk)

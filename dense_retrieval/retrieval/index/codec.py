@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -23,10 +22,11 @@ import faiss
 import numpy as np
 
 from ...data.atomic import write_json
+from ...data.outputs import remove_owned
 from ...errors import InputError
 from .ondisk import faiss_stdout_to_stderr, is_ivf, merge_to_disk, read_part
 from .shards import Shard, read_rows
-from .storage import faiss_message, write_faiss
+from .storage import check_factory, faiss_message, write_faiss
 
 PART_BYTES = 256 << 20  # codes of one encoded part held in memory while encoding
 READ_BLOCK = 20_000  # vectors read from a shard at a time
@@ -55,14 +55,16 @@ def kind_of(index: faiss.Index) -> str:
 
 
 def new_index(dim: int, factory: str) -> faiss.Index:
-    """An empty inner-product index from a factory string (InputError naming a bad one)."""
+    """An empty inner-product index from a factory string (InputError naming a bad one, or an IVF without lists)."""
     try:
-        return faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+        index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as error:
         raise InputError(
             f"invalid FAISS factory string {factory!r}: {faiss_message(error)}",
             hint="e.g. 'Flat', 'IVF1024,SQ8', 'IVF4096,PQ64', 'OPQ64_512,IVF4096,PQ64', 'HNSW32'",
         ) from None
+    check_factory(index, factory)
+    return index
 
 
 def train(shards: Sequence[Shard], factory: str, train_ids: np.ndarray, out: Path) -> dict:
@@ -98,7 +100,7 @@ def encode(shard: Shard, first_id: int, trained: Path, trained_digest: str) -> N
     marker = shard.encoded / "done.json"
     if marker.is_file() and json.loads(marker.read_text()).get("trained") == trained_digest:
         return
-    shutil.rmtree(shard.encoded, ignore_errors=True)
+    remove_owned(shard.encoded, shard.path)
     shard.encoded.mkdir()
     template = faiss.read_index(str(trained))
     kind = kind_of(template)

@@ -21,7 +21,7 @@ import faiss
 import numpy as np
 
 from ...data.atomic import atomic_directory
-from ...errors import ConfigMismatchError, InputError, OutputExistsError
+from ...errors import ConfigMismatchError, InputError
 from ...records import differences
 from .codec import file_digest, kind_of
 from .ondisk import data_file, faiss_stdout_to_stderr
@@ -30,10 +30,12 @@ from .storage import (
     DB_NAME,
     FAISS_DIR,
     TRAINED_NAME,
+    acquire_writer_lock,
     copy_rows,
     create_database,
     faiss_name,
     new_meta,
+    replacing_index,
     write_faiss,
 )
 
@@ -106,10 +108,14 @@ def merge_indexes(
     out = Path(out)
     if len(paths) < 2:
         raise InputError(f"merging needs at least two indexes, got {len(paths)}")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise OutputExistsError(f"{out} exists and is not empty", hint="pass --overwrite or choose another --out")
-    opened = [SegmentIndex.open(path) for path in paths]
+    with replacing_index(out, overwrite):  # --overwrite replaces only an index, held locked meanwhile
+        return _merge(paths, out, on_disk)
+
+
+def _merge(paths: list[Path], out: Path, on_disk: bool | None) -> dict:
+    opened = []
     try:
+        opened.extend(SegmentIndex.open(path) for path in paths)  # read-only: sources may be read-only media
         first = opened[0]
         for other in opened[1:]:
             keys = merge_key_differences(first, other)
@@ -136,7 +142,8 @@ def _write(opened: list[SegmentIndex], out: Path, on_disk: bool) -> dict:
     started = time.perf_counter()
     counts = [index.ntotal for index in opened]
     starts = np.concatenate([[0], np.cumsum(counts)])
-    with atomic_directory(out) as tmp:
+    with atomic_directory(out, final=True) as tmp:
+        acquire_writer_lock(tmp).close()  # the lock file every index has (readers need not create it)
         (tmp / FAISS_DIR).mkdir()
         header = tmp / FAISS_DIR / faiss_name(1)
         trained = first.path / FAISS_DIR / TRAINED_NAME

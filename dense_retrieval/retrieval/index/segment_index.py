@@ -39,6 +39,7 @@ import faiss
 import numpy as np
 
 from ...errors import ConfigMismatchError, DataFormatError, InputError
+from ...interrupts import commit_section
 from ...records import differences, value_at
 from ..segments import Segment, SegmentRecord, segment_row
 from .codec import new_index
@@ -47,14 +48,18 @@ from .storage import (
     DB_NAME,
     DEFAULT_FACTORY,
     FAISS_DIR,
+    IMAGES_SCHEMA,
     ROW_COLUMNS,
     TRAINED_NAME,
     acquire_writer_lock,
     connect,
+    count_rows,
     create_database,
     faiss_bytes,
     faiss_message,
     faiss_name,
+    image_indexed,
+    insert_image,
     new_meta,
     prune_versions,
     read_committed,
@@ -108,10 +113,14 @@ class SegmentIndex:
         path = Path(path)
         if not (path / DB_NAME).is_file():
             raise InputError(f"no segment index at {path} (missing {DB_NAME})", hint="build one with `index build`")
+        if not readonly:
+            cls.open(path, readonly=True).close()  # check the index before a writable open touches it
         lock = None if readonly else acquire_writer_lock(path)
         db = None
         try:
             db = connect(path / DB_NAME, readonly=readonly)
+            if not readonly:
+                db.execute(IMAGES_SCHEMA)
             return cls(path, db, readonly=readonly, lock=lock)
         except BaseException as error:
             if db is not None:
@@ -145,6 +154,10 @@ class SegmentIndex:
         return int(self._faiss.ntotal) + (int(self._pending.ntotal) if self._pending is not None else 0)
 
     @property
+    def trained(self) -> bool:  # Flat always; IVF and PQ after train()
+        return bool(self._faiss.is_trained)
+
+    @property
     def dim(self) -> int:
         return int(self._meta["dim"])
 
@@ -176,13 +189,7 @@ class SegmentIndex:
 
     def info(self) -> dict:
         """What the index holds and how it was made (for ``index info``)."""
-        # rows beyond the loaded version (committed since by another process) are not counted
-        rows = self._db.execute(
-            "SELECT method, COUNT(*), COUNT(DISTINCT image) FROM segments WHERE id < ? GROUP BY method", (self.ntotal,)
-        )
-        methods = {method: {"segments": n, "images": images} for method, n, images in rows}
-        query = "SELECT COUNT(DISTINCT image) FROM segments WHERE id < ?"
-        images = self._db.execute(query, (self.ntotal,)).fetchone()[0]
+        methods, images = count_rows(self._db, self.ntotal)
         return {
             "path": str(self.path),
             "segments": self.ntotal,
@@ -272,23 +279,32 @@ class SegmentIndex:
         return ids
 
     @contextlib.contextmanager
-    def batch(self) -> Iterator[SegmentIndex]:
-        """Group many :meth:`add` calls into one commit (one FAISS write) at the end of the block.
+    def batch(self, final: bool = False) -> Iterator[SegmentIndex]:
+        """Group many :meth:`add` calls into one commit (one FAISS write, a commit section) at the end.
 
-        Readers keep seeing the previous version until the block ends; an exception (or a killed
-        process) inside the block leaves the previous version in place.
+        Readers see the previous version until the block ends; an exception or a kill inside leaves it.
         """
         self._require_writable()
         self._in_batch = True
         try:
             yield self
             if self._db.in_transaction:
-                self._commit()
+                with commit_section(final):
+                    self._commit()
         except BaseException:
             self._rollback()
             raise
         finally:
             self._in_batch = False
+
+    def indexed(self, image: str | os.PathLike, sha256: str) -> bool:
+        """Whether ``image`` (absolute path as stored) with this content is already in the index."""
+        return image_indexed(self._db, str(image), sha256, self.ntotal)
+
+    def record_image(self, image: str | os.PathLike, sha256: str) -> None:
+        """Remember ``image`` and its content hash; committed with the next commit."""
+        self._require_writable()
+        insert_image(self._db, str(image), sha256)
 
     # ----------------------------------------------------------------------------- reading
     def search(self, queries: np.ndarray, k: int = 10, params: str | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -296,7 +312,7 @@ class SegmentIndex:
 
         Args:
             queries: float32 [Q, dim] (L2-normalised: scores are cosine similarities).
-            k: neighbours per query; ids are -1 where fewer than ``k`` exist.
+            k: neighbours per query, at most the index's size; ids are -1 where fewer exist.
             params: FAISS search parameters, e.g. ``"nprobe=16"`` (IVF) or ``"efSearch=64"`` (HNSW).
 
         Returns:
@@ -307,8 +323,8 @@ class SegmentIndex:
             raise InputError(f"k must be >= 1, got {k}")
         if params:
             self.set_search_params(params)
-        scores, ids = self._searcher().search(queries, k)
-        return scores, ids
+        k = max(1, min(k, self.ntotal))  # FAISS would allocate k results per query, whatever the index holds
+        return self._searcher().search(queries, k)
 
     def set_search_params(self, params: str) -> None:
         """Set FAISS search parameters for the following searches, e.g. ``"nprobe=16"``, ``"efSearch=64"``."""

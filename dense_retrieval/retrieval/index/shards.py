@@ -8,7 +8,7 @@ what is finished there and redoes the rest::
       plan.json                  what the staged results are of; another plan empties the folder first
       shard-000003/              a complete shard (written as shard-000003.partial/, renamed when done)
         vectors.f32              float32 [n, dim]: the pooled segment vectors, row i = local segment i
-        segments.sqlite          the ``segments`` table of the index (same schema), local ids 0..n-1
+        segments.sqlite          the ``segments`` and ``images`` tables of the index (same schema), local ids
         shard.json               images [start, stop), segments n, dim, proposal statistics
         encoded/                 the shard encoded with the trained codec (global ids), part-000.faiss ...
       trained.faiss, trained.json  the trained, empty FAISS index and what it was trained for
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -31,10 +30,11 @@ from pathlib import Path
 import numpy as np
 
 from ...data.atomic import write_json
+from ...data.outputs import remove_owned
 from ...errors import DataFormatError
 from ...records import identity
 from ..segments import SegmentRecord, segment_row
-from .storage import ROW_COLUMNS, SCHEMA
+from .storage import IMAGES_SCHEMA, ROW_COLUMNS, SCHEMA, insert_image
 
 PLAN_FORMAT = 1
 VECTORS = "vectors.f32"
@@ -99,14 +99,14 @@ class ShardWriter:
     def __init__(self, staging: Path, number: int, dim: int):
         self.final = staging / shard_name(number)
         self.path = staging / f"{shard_name(number)}.partial"
-        shutil.rmtree(self.path, ignore_errors=True)  # what a killed run left
+        remove_owned(self.path, staging)  # what a killed run left
         self.path.mkdir(parents=True)
         self.number, self.dim, self.count = number, dim, 0
         self._vectors = open(self.path / VECTORS, "wb")  # noqa: SIM115 - closed by finish()
         self._db = sqlite3.connect(self.path / ROWS, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=OFF")
         self._db.execute("PRAGMA synchronous=OFF")  # durability comes from fsync + rename in finish()
-        self._db.executescript(SCHEMA)
+        self._db.executescript(SCHEMA + IMAGES_SCHEMA + ";")
         self._db.execute("BEGIN")
 
     def add(self, vectors: np.ndarray, records: Sequence[SegmentRecord]) -> None:
@@ -119,6 +119,10 @@ class ShardWriter:
         self._vectors.write(vectors.tobytes())
         self.count += len(records)
 
+    def add_image(self, image: str, sha256: str) -> None:
+        """Record an image of the shard and the sha256 of its file (``index add`` skips it later)."""
+        insert_image(self._db, image, sha256)
+
     def finish(self, info: dict) -> Shard:
         """Make the shard durable and complete: fsync, write shard.json, rename to its final name."""
         self._db.execute("COMMIT")
@@ -128,14 +132,14 @@ class ShardWriter:
         self._vectors.close()
         info = {**info, "number": self.number, "segments": self.count, "dim": self.dim}
         write_json(self.path / DONE, info)
-        shutil.rmtree(self.final, ignore_errors=True)
+        remove_owned(self.final, self.final.parent)
         os.replace(self.path, self.final)
         return Shard(self.final, self.number, self.count, self.dim, info)
 
     def abort(self) -> None:
         self._db.close()
         self._vectors.close()
-        shutil.rmtree(self.path, ignore_errors=True)
+        remove_owned(self.path, self.path.parent)
 
 
 class Staging:
@@ -146,17 +150,19 @@ class Staging:
         self.plan = {"format": PLAN_FORMAT, **identity(plan)}
 
     def prepare(self) -> bool:
-        """Create the folder, or empty it when it holds another plan's results; True if results were kept."""
+        """Create the folder, or empty it when it holds another plan's results; True if results were kept.
+
+        The folder itself stays (a build holds it locked, :func:`~dense_retrieval.data.outputs.locked`).
+        """
         plan_file = self.path / "plan.json"
-        if plan_file.is_file():
-            try:
-                same = json.loads(plan_file.read_text()) == self.plan
-            except (OSError, ValueError):
-                same = False
-            if same:
-                return True
-            shutil.rmtree(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            if json.loads(plan_file.read_text()) == self.plan:
+                return True
+        except (OSError, ValueError):
+            pass
+        for entry in self.path.iterdir():
+            remove_owned(entry, self.path)
         write_json(plan_file, self.plan)
         return False
 
@@ -181,8 +187,15 @@ class Staging:
             raise DataFormatError(f"build folder {self.path} lacks finished shards: {', '.join(missing[:5])}")
         return found  # type: ignore[return-value]
 
+    def has_results(self) -> bool:
+        """Whether the folder holds anything finished (a complete shard, a trained codec) a rerun would reuse."""
+        if not self.path.is_dir():
+            return False
+        return any((entry / DONE).is_file() or entry.name == "trained.faiss" for entry in self.path.iterdir())
+
     def remove(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        if self.path.exists():
+            remove_owned(self.path, self.path.parent)
 
 
 def offsets(shards: Sequence[Shard]) -> np.ndarray:

@@ -5,20 +5,23 @@ Used by :class:`~.segment_index.SegmentIndex`; nothing here is specific to one i
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import re
 import sqlite3
 import time
+import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import faiss
 
 from ...data.atomic import atomic_path
-from ...errors import DataFormatError, InputError
-from ...records import RunRecord
+from ...errors import DataFormatError, InputError, OutputExistsError
+from ...records import RunRecord, check_index_meta
 from ..segments import Segment
 from .ondisk import DATA_SUFFIX, READ_FLAGS, data_file, faiss_stdout_to_stderr, merge_to_disk
 
@@ -44,6 +47,10 @@ CREATE TABLE segments (
 );
 CREATE INDEX segments_image ON segments (image);
 """
+# the images already indexed, by path and content (sha256 of the file): `index add` skips them
+IMAGES_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS images (path TEXT NOT NULL, sha256 TEXT NOT NULL, PRIMARY KEY (path, sha256))"
+)
 ROW_COLUMNS = "id, image, method, height, width, rle, bbox_x, bbox_y, bbox_w, bbox_h, area, label"
 
 
@@ -104,7 +111,7 @@ def prune_versions(folder: Path, version: int) -> None:
 def create_database(path: Path, meta: dict) -> sqlite3.Connection:
     """A new index database at ``path`` with the schema and ``meta``, committed; returns the connection."""
     db = connect(path, readonly=False)
-    db.executescript("BEGIN;" + SCHEMA)
+    db.executescript("BEGIN;" + SCHEMA + IMAGES_SCHEMA + ";")
     db.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in meta.items()])
     db.execute("COMMIT")
     return db
@@ -121,12 +128,13 @@ def update_meta(db: sqlite3.Connection, updates: dict) -> None:
 
 
 def copy_rows(db: sqlite3.Connection, source: Path, offset: int, limit: int | None = None) -> int:
-    """Append the segments rows of the database ``source`` with ids shifted by ``offset``; returns the count.
+    """Append the segments rows of the database ``source`` with ids shifted by ``offset``, and its images rows;
+    returns the count of segment rows.
 
     Args:
         limit: copy only rows with ``id < limit`` (the committed rows of an index being written meanwhile).
     """
-    db.execute("ATTACH DATABASE ? AS source", (str(source),))
+    db.execute("ATTACH DATABASE ? AS source", (database_uri(source, readonly=True),))  # a source may be read-only
     try:
         db.execute("BEGIN")
         where = "" if limit is None else f" WHERE id < {int(limit)}"
@@ -135,8 +143,13 @@ def copy_rows(db: sqlite3.Connection, source: Path, offset: int, limit: int | No
             f"FROM source.segments{where} ORDER BY id",
             (int(offset),),
         )
+        count = cursor.rowcount
+        tables = {row[0] for row in db.execute("SELECT name FROM source.sqlite_master WHERE type = 'table'")}
+        if "images" in tables:  # the images indexed (path, content), so that `index add` skips them
+            db.execute(IMAGES_SCHEMA)
+            db.execute("INSERT OR IGNORE INTO images (path, sha256) SELECT path, sha256 FROM source.images")
         db.execute("COMMIT")
-        return cursor.rowcount
+        return count
     finally:
         db.execute("DETACH DATABASE source")
 
@@ -174,11 +187,22 @@ def write_faiss(index: faiss.Index, path: Path) -> None:
             os.fsync(handle.fileno())
 
 
+def database_uri(path: Path, readonly: bool) -> str:
+    """The SQLite URI of an index database; read-only ones in a folder nobody may write are opened immutable."""
+    uri = f"file:{urllib.parse.quote(os.fspath(Path(path).absolute()))}"
+    if not readonly:
+        return uri
+    return uri + ("?mode=ro" if os.access(Path(path).absolute().parent, os.W_OK) else "?mode=ro&immutable=1")
+
+
 def connect(path: Path, readonly: bool) -> sqlite3.Connection:
+    """A connection to an index database. Read-only connections also work on read-only folders and media:
+    where SQLite cannot create its shared-memory file there, the database is opened as immutable (no
+    process can be writing into a folder that nobody may write)."""
     if readonly:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30, isolation_level=None)
+        db = sqlite3.connect(database_uri(path, readonly=True), uri=True, timeout=30, isolation_level=None)
     else:
-        db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        db = sqlite3.connect(database_uri(path, readonly=False), uri=True, timeout=30, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
     if readonly:
@@ -187,7 +211,10 @@ def connect(path: Path, readonly: bool) -> sqlite3.Connection:
 
 
 def acquire_writer_lock(path: Path) -> Any:
-    handle = open(path / ".writer.lock", "a+")  # noqa: SIM115 - held for the index's lifetime
+    try:
+        handle = open(path / ".writer.lock", "a+")  # noqa: SIM115 - held for the index's lifetime
+    except PermissionError:
+        raise InputError(f"index {path} is read-only", hint="copy it somewhere writable to add to it") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -196,6 +223,74 @@ def acquire_writer_lock(path: Path) -> Any:
             f"index {path} is being written by another process", hint="wait for it, or open the index read-only"
         ) from None
     return handle
+
+
+@contextlib.contextmanager
+def replacing_index(out: Path, overwrite: bool, hold: bool = True) -> Iterator[None]:
+    """Guard the folder a build or merge will put a new index at, for the whole of the run.
+
+    A folder that is not empty is refused unless ``overwrite``, and even then unless it holds an index
+    (``--overwrite`` replaces only an index); that index's writer lock is held (``hold``) until the block
+    ends, so an ``index add`` or another build over it is refused meanwhile instead of being lost.
+
+    Raises:
+        OutputExistsError: ``out`` is not empty and ``overwrite`` is not given.
+        InputError: ``out`` is not an index, or is being written by another process.
+    """
+    lock = None
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise OutputExistsError(f"{out} exists and is not empty", hint="pass --overwrite, or use `index add`")
+        if not (out / DB_NAME).is_file():
+            raise InputError(
+                f"{out} is not a segment index; --overwrite replaces only an index",
+                hint="choose another --out, or empty that folder yourself",
+            )
+        if hold:
+            lock = acquire_writer_lock(out)
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.close()
+
+
+def count_rows(db: sqlite3.Connection, ntotal: int) -> tuple[dict, int]:
+    """Segments and images per proposal method, and distinct images, of the first ``ntotal`` rows (rows beyond
+    the loaded version, committed since by another process, are not counted)."""
+    rows = db.execute(
+        "SELECT method, COUNT(*), COUNT(DISTINCT image) FROM segments WHERE id < ? GROUP BY method", (ntotal,)
+    )
+    methods = {method: {"segments": n, "images": images} for method, n, images in rows}
+    images = db.execute("SELECT COUNT(DISTINCT image) FROM segments WHERE id < ?", (ntotal,)).fetchone()[0]
+    return methods, images
+
+
+def check_factory(index: faiss.Index, factory: str) -> None:
+    """Refuse factories FAISS accepts but cannot use (an IVF without lists)."""
+    try:
+        lists = faiss.extract_index_ivf(index).nlist
+    except RuntimeError:  # not an IVF index
+        return
+    if lists < 1:
+        raise InputError(f"FAISS factory {factory!r} has no inverted lists", hint="e.g. 'IVF256,Flat'")
+
+
+def image_indexed(db: sqlite3.Connection, image: str, sha256: str, ntotal: int) -> bool:
+    """Whether the index holds ``image`` with content ``sha256``; indexes made before contents were recorded
+    (no ``images`` row for the path) count an image by its path alone."""
+    known = db.execute("SELECT sha256 FROM images WHERE path = ?", (image,)).fetchall()
+    if known:
+        return any(row[0] == sha256 for row in known)
+    query = "SELECT 1 FROM segments WHERE image = ? AND id < ? LIMIT 1"
+    return db.execute(query, (image, ntotal)).fetchone() is not None
+
+
+def insert_image(db: sqlite3.Connection, image: str, sha256: str) -> None:
+    """Record an indexed image in the open write transaction (started here if none is)."""
+    if not db.in_transaction:
+        db.execute("BEGIN IMMEDIATE")
+    db.execute("INSERT OR IGNORE INTO images (path, sha256) VALUES (?, ?)", (image, sha256))
 
 
 def segment_from_row(row: tuple) -> Segment:
@@ -237,6 +332,7 @@ def read_committed(db: sqlite3.Connection, path: Path) -> tuple[dict, faiss.Inde
             raise DataFormatError(f"corrupted index database {path / DB_NAME}: {error}") from None
         if meta.get("format") != FORMAT_VERSION:
             raise DataFormatError(f"index {path} has format {meta.get('format')!r}, expected {FORMAT_VERSION}")
+        meta = check_index_meta(meta, f"index {path}")
         file = path / FAISS_DIR / str(meta.get("faiss_file", ""))
         try:
             index = read_faiss(file, bool(meta.get("on_disk")))
@@ -263,7 +359,11 @@ def _snapshot(db: sqlite3.Connection) -> tuple[dict, int]:
     if own:
         db.execute("BEGIN")
     try:
-        meta = upgrade_meta({key: json.loads(value) for key, value in db.execute("SELECT key, value FROM meta")})
+        try:
+            values = {key: json.loads(value) for key, value in db.execute("SELECT key, value FROM meta")}
+        except (json.JSONDecodeError, TypeError, RecursionError):
+            raise DataFormatError("the index metadata holds a value that is not JSON") from None
+        meta = upgrade_meta(values)
         rows = db.execute("SELECT COUNT(*) FROM segments").fetchone()[0]
     finally:
         if own:

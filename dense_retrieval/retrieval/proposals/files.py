@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from ...data.images import open_checked
 from ...data.masks import read_label_png
 from ...errors import DataFormatError, InputError
 from ...labels import VOID
-from ..segments import decode_rle
+from ..segments import check_rle, decode_rle
 
 _MAP_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
@@ -65,9 +67,9 @@ def saliency_masks(
     if found is None:
         raise InputError(f"no saliency map for {image.name} in {folder}", hint=f"expected {image.stem}.png")
     try:
-        with Image.open(found) as handle:
+        with open_checked(found, "saliency map") as handle:
             values = np.asarray(handle.convert("L"), dtype=np.float32) / 255.0
-    except (OSError, SyntaxError, ValueError) as error:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise DataFormatError(f"unreadable saliency map {found}: {error}") from None
     values = _check_size(values, size, image, f"saliency map {found.name}")
     return (values > threshold)[None], [None]
@@ -96,7 +98,7 @@ class CocoProposals:
             raise InputError(f"COCO file not found: {self.path}")
         try:
             document = json.loads(self.path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
             raise DataFormatError(f"malformed COCO JSON {self.path}: {error}", hint="check the file") from None
         self._entries = self._index(document)
 
@@ -112,6 +114,12 @@ class CocoProposals:
                 raise DataFormatError(
                     f"COCO file {self.path}: image entry {str(entry)[:80]} lacks id/file_name/height/width"
                 )
+            if not isinstance(entry["id"], (int, str)) or isinstance(entry["id"], bool):
+                raise DataFormatError(f"COCO file {self.path}: image id {entry['id']!r} is not a number or a string")
+            for key in ("height", "width"):
+                value = entry[key]
+                if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                    raise DataFormatError(f"COCO file {self.path}: image {entry['id']!r} has {key} {value!r}")
             name = Path(str(entry["file_name"])).name
             if name in entries:
                 raise DataFormatError(f"COCO file {self.path} lists image file name {name!r} twice")
@@ -120,7 +128,8 @@ class CocoProposals:
         for annotation in document["annotations"]:
             if not isinstance(annotation, dict) or "segmentation" not in annotation or "image_id" not in annotation:
                 raise DataFormatError(f"COCO file {self.path}: annotation {str(annotation)[:80]} lacks segmentation")
-            entry = by_id.get(annotation["image_id"])
+            image_id = annotation["image_id"]
+            entry = by_id.get(image_id) if isinstance(image_id, (int, str)) else None
             if entry is None:
                 raise DataFormatError(
                     f"COCO file {self.path}: annotation {annotation.get('id')} references missing image id "
@@ -152,8 +161,14 @@ class CocoProposals:
                 f"but the image is {size[0]}x{size[1]}"
             )
         masks = [self._decode(a["segmentation"], size, a.get("id")) for a in annotations]
-        labels = [None if a.get("category_id") is None else int(a["category_id"]) for a in annotations]
+        labels = [self._label(a) for a in annotations]
         return (np.stack(masks) if masks else np.zeros((0, *size), dtype=bool)), labels
+
+    def _label(self, annotation: dict) -> int | None:
+        value = annotation.get("category_id")
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise DataFormatError(f"COCO file {self.path}: annotation {annotation.get('id')} has category {value!r}")
+        return value
 
     def _decode(self, segmentation: object, size: tuple[int, int], annotation_id: object) -> np.ndarray:
         from pycocotools import mask as mask_utils
@@ -162,28 +177,40 @@ class CocoProposals:
         where = f"COCO file {self.path}, annotation {annotation_id}"
         try:
             if isinstance(segmentation, list):
-                if not segmentation or not all(
-                    isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0 for p in segmentation
-                ):
-                    raise DataFormatError(f"{where}: polygons must be lists of at least 3 x,y pairs")
+                _check_polygons(segmentation, height, width, where)
                 rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
             elif isinstance(segmentation, dict) and {"size", "counts"} <= set(segmentation):
-                if [int(v) for v in segmentation["size"]] != [height, width]:
+                rle = check_rle(segmentation, where)
+                if rle["size"] != [height, width]:
                     raise DataFormatError(
                         f"{where}: RLE size {segmentation['size']} is not the image's {[height, width]}"
                     )
-                counts = segmentation["counts"]
-                if isinstance(counts, list):
-                    rle = mask_utils.frPyObjects(segmentation, height, width)
-                else:
-                    rle = {"size": [height, width], "counts": str(counts).encode("ascii")}
             else:
                 raise DataFormatError(f"{where}: segmentation is neither polygons nor RLE")
-            return decode_rle(rle)
+            return decode_rle(rle, where)
         except DataFormatError:
             raise
         except (TypeError, ValueError, KeyError, OverflowError) as error:
             raise DataFormatError(f"{where}: undecodable segmentation ({error})") from None
+
+
+def _check_polygons(polygons: list, height: int, width: int, where: str) -> None:
+    """COCO polygons within the image (one pixel of slack), every coordinate a finite number.
+
+    pycocotools crashes the process on coordinates past about 1e10; nothing unchecked reaches it.
+    """
+    if not polygons or not all(isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0 for p in polygons):
+        raise DataFormatError(f"{where}: polygons must be lists of at least 3 x,y pairs")
+    for polygon in polygons:
+        for index, value in enumerate(polygon):
+            limit = width if index % 2 == 0 else height
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not number or not math.isfinite(value) or not -1 <= value <= limit + 1:
+                axis = "x" if index % 2 == 0 else "y"
+                raise DataFormatError(
+                    f"{where}: polygon coordinate {axis} = {value!r} is outside the {width}x{height} image",
+                    hint="COCO coordinates are pixels within the image",
+                )
 
 
 def _find_label_png(image: Path, root: str | os.PathLike | None, folder: str, required: bool = True) -> Path | None:
