@@ -1,7 +1,7 @@
 """Indexes past one process: shards joined into one index, on-disk lists, the memory-budget chooser, merges.
 
 Real FAISS indexes and SQLite files throughout; shards are written with the build's own ShardWriter from
-synthetic clustered vectors, so no backbone is needed (tests/test_index_distributed.py runs the whole
+synthetic clustered vectors, so no backbone is needed (tests/test_distributed.py runs the whole
 build under torchrun on images).
 """
 
@@ -318,6 +318,7 @@ def test_merge_command_reports_and_refuses_in_one_line(tmp_path, run_cli):
     assert not (tmp_path / "d").exists()
 
 
+@pytest.mark.slow
 def test_on_disk_indexes_open_search_and_merge_from_read_only_folders(tmp_path):
     # read-only media: the on-disk lists are mapped read-only, SQLite opens immutable, nothing is written there
     import subprocess

@@ -15,16 +15,18 @@ On-disk cases are then searched by a fresh process that opens the index memory-m
 100 and 1000 queries (fresh points of the same distribution), reporting its memory after each against
 the index size.
 
-    python tools/bench_scale.py                           # 1e6 x 2048 on disk (3G), 1e5 x 2048 (256M, 48M), 1e7 x 64
+    python tools/bench_scale.py                           # 1e6 x 2048 on disk (3G), 1e5 x 2048 (256M, 48M), 1e7 x 32
     python tools/bench_scale.py --cases 100000:2048:256M  # N:D:BUDGET[:disk]
     python tools/bench_scale.py --json --out scale.json --workdir /big/disk
     python tools/bench_scale.py --extraction              # segments/s per CPU core of the extract stage
+    python tools/bench_scale.py --extraction --backbones mobilenet_v2 --proposals kmeans --images 24  # the defaults
 
 ``--extraction`` times the extract stage of ``index build`` (features, proposals, pooling, shard writes)
-on synthetic VOC images at the MaskContrast protocol's 512x512 with ground-truth proposals, one torch
-thread, for MobileNetV2 (embedded weights) and ResNet-50 layer4 at output stride 8 (the paper's VOC
-setting; random weights: the same computation as trained ones). It reports segments per CPU-second
-(process CPU time, so contention with other processes does not inflate it) and per wall-second.
+on synthetic VOC images at the MaskContrast protocol's 512x512 with ground-truth proposals (or
+``--proposals kmeans``, the default of ``index build``), one torch thread, for MobileNetV2 (embedded
+weights, the default backbone) and ResNet-50 layer4 at output stride 8 (the paper's VOC setting; random
+weights: the same computation as trained ones). It reports segments per CPU-second (process CPU time,
+so contention with other processes does not inflate it) and per wall-second.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads sleep instead of spinning
 
-DEFAULT_CASES = ["1000000:2048:3G:disk", "100000:2048:256M", "100000:2048:48M", "10000000:64:256M"]
+DEFAULT_CASES = ["1000000:2048:3G:disk", "100000:2048:256M", "100000:2048:48M", "10000000:32:256M"]
 CHUNK = 20_000
 
 
@@ -222,8 +224,8 @@ def search_case(index_path: Path, n: int, dim: int, threads: int) -> dict:
     }
 
 
-def extraction_case(name: str, images: int, workdir: Path) -> dict:
-    """Segments per CPU-second of the extract stage for backbone ``name`` (one torch thread)."""
+def extraction_case(name: str, images: int, workdir: Path, method: str = "gt") -> dict:
+    """Segments per CPU-second of the extract stage: backbone ``name``, proposals ``method``, one torch thread."""
     import resource
 
     import torch
@@ -246,11 +248,11 @@ def extraction_case(name: str, images: int, workdir: Path) -> dict:
         else {"name": name, "layer": "layer4", "output_stride": 8, "stride_mode": "dilate", "weights": "random"}
     )
     extractor = FeatureExtractor(build_backbone(**settings), FeatureConfig(resize="fixed:512x512", device="cpu"))
-    proposals = ProposalConfig(method="gt")
+    proposals = ProposalConfig(method=method)
     extractor.extract([np.zeros((64, 64, 3), np.uint8)])  # warm-up
     cpu = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
-    report = build_staged(paths, workdir / f"extract-{name}", extractor, proposals, overwrite=True)
+    report = build_staged(paths, workdir / f"extract-{name}-{method}", extractor, proposals, overwrite=True)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu_seconds = (after.ru_utime - cpu.ru_utime) + (after.ru_stime - cpu.ru_stime)
@@ -260,6 +262,7 @@ def extraction_case(name: str, images: int, workdir: Path) -> dict:
         "stride": extractor.stride,
         "dim": extractor.channels,
         "input": "512x512",
+        "proposals": method,
         "images": len(paths),
         "segments": report["segments"],
         "torch_threads": 1,
@@ -282,6 +285,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON results here")
     parser.add_argument("--extraction", action="store_true", help="measure the extract stage instead (see above)")
     parser.add_argument("--images", type=int, default=48, help="images for --extraction")
+    parser.add_argument("--backbones", nargs="+", default=["mobilenet_v2", "resnet50"], help="for --extraction")
+    parser.add_argument("--proposals", default="gt", choices=["gt", "kmeans"], help="for --extraction")
     parser.add_argument("--run-case", help=argparse.SUPPRESS)
     parser.add_argument("--search", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -298,7 +303,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench_scale_", dir=args.workdir))
     if args.extraction:
         try:
-            rows = [extraction_case(name, args.images, workdir) for name in ("mobilenet_v2", "resnet50")]
+            rows = [extraction_case(name, args.images, workdir, args.proposals) for name in args.backbones]
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         print(json.dumps(rows, indent=2))

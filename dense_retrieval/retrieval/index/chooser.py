@@ -17,7 +17,8 @@ The rule (docs/scaling.md has the figures it rests on; autofaiss's choices were 
 
 The size estimate is an upper bound of what ``faiss.write_index`` writes (and so of the RAM the loaded
 index takes), so a measured index never exceeds the budget it was chosen for. The budget covers the
-FAISS index only, not the SQLite metadata (about 150-250 bytes per segment, on disk, never loaded).
+FAISS index only, not the SQLite metadata (a few hundred bytes per segment, mostly the mask's RLE: 544
+measured for a 160x220 box in a 480x640 image; on disk, never loaded).
 """
 
 from __future__ import annotations
