@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from ..runtime import tune_allocator
 from . import groups
 
 app = groups.root
@@ -44,6 +45,7 @@ def _root(
 
     ctx.meta["dense_retrieval.debug"] = debug
     set_verbose(verbose)
+    tune_allocator()  # freed buffers stay reusable: no page faults per layer (dense_retrieval.runtime)
 
 
 for _name in _COMMAND_MODULES:

@@ -162,7 +162,7 @@ def start_output(json_output: bool) -> None:
 
 def print_json(document: Any) -> None:
     """Print ``document`` as the single JSON document of this command on stdout."""
-    sys.stdout.write(json.dumps(document, indent=2, default=_json_default) + "\n")
+    sys.stdout.write(json.dumps(document, indent=2, default=json_default) + "\n")
     sys.stdout.flush()
 
 
@@ -182,7 +182,8 @@ def note(message: str) -> None:
     typer.echo(message, err=True)
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """JSON for values json cannot write itself: paths, arrays and tensors (tolist), dataclasses."""
     if isinstance(value, Path):
         return str(value)
     if hasattr(value, "tolist"):

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ..metrics.jf import GLOBAL_COLUMNS, JFConventions
+from ..metrics.conventions import GLOBAL_COLUMNS, JFConventions
 from . import groups
 from .common import JsonOption, note, print_json, start_output
 

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from ..data.images import collect_images
 from ..data.outputs import check_output
 from ..protocols import SEGMENT_INDEX
 from . import groups
@@ -102,6 +101,7 @@ def build(
     torchrun, one rank per GPU or CPU process, e.g.
     torchrun --nproc-per-node 4 -m dense_retrieval index build photos/ --out idx --max-memory 16G --on-disk
     """
+    from ..data.images import collect_images
     from ..distributed import session
     from ..retrieval.build import build_staged
     from ..retrieval.index.assemble import IndexOptions
@@ -171,6 +171,7 @@ def add(
 
     The backbone is the one recorded in the index; options that differ from it are refused.
     """
+    from ..data.images import collect_images
     from ..retrieval.index import SegmentIndex, index_config
     from ..retrieval.pipeline import add_images, extractor_for_index
 

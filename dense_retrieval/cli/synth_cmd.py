@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from ..data.synth import make_synthetic_davis, make_synthetic_voc
 from ..errors import InputError
 from . import groups
 from .common import JsonOption, note, print_json, start_output
@@ -40,6 +39,8 @@ def synth_davis(
     json_output: JsonOption = False,
 ) -> None:
     """Write a synthetic DAVIS dataset: textured objects moving, scaling and occluding each other."""
+    from ..data.synth import make_synthetic_davis
+
     start_output(json_output)
     started = time.perf_counter()
     manifest = make_synthetic_davis(
@@ -94,6 +95,8 @@ def synth_voc(
     json_output: JsonOption = False,
 ) -> None:
     """Write a synthetic PASCAL VOC segmentation set: objects of VOC classes, void band on boundaries."""
+    from ..data.synth import make_synthetic_voc
+
     start_output(json_output)
     started = time.perf_counter()
     manifest = make_synthetic_voc(out, num_train=train, num_val=val, size=size, seed=seed, overwrite=overwrite)

@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 
 from ..errors import InputError, OutputExistsError
@@ -92,6 +91,8 @@ def propagate(
     json_output: JsonOption = False,
 ) -> None:
     start_output(json_output)
+    import numpy as np
+
     from ..data.masks import read_label_png
     from ..data.video import open_video
     from ..vos.frames import check_first_mask

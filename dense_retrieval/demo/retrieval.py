@@ -24,8 +24,9 @@ from ..data.images import write_image
 from ..data.synth import make_synthetic_voc
 from ..data.voc import VOC_CLASSES, VocDataset
 from ..retrieval.index import SegmentIndex
-from ..retrieval.pipeline import add_images, build_index, query_proposals, render_gallery
+from ..retrieval.pipeline import add_images, build_index, query_proposals
 from ..retrieval.proposals import ProposalConfig
+from ..retrieval.queries import render_gallery
 
 DEMO_PHOTOS = ("chelsea", "astronaut", "coffee", "rocket")
 """Photos with a cat, a person, a cup, a rocket (the synthetic VOC classes take their textures from them)."""

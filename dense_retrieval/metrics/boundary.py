@@ -14,7 +14,7 @@ import functools
 import cv2
 import numpy as np
 
-DEFAULT_BOUND_TH = 0.008
+from .conventions import DEFAULT_BOUND_TH
 
 
 def dilation_radius(shape: tuple[int, ...], bound_th: float = DEFAULT_BOUND_TH) -> float:

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DEFAULT_RECALL_THRESHOLD = 0.5
-DEFAULT_DECAY_BINS = 4
+from .conventions import DEFAULT_DECAY_BINS, DEFAULT_RECALL_THRESHOLD
 
 
 @dataclass(frozen=True)

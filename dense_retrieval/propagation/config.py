@@ -47,7 +47,8 @@ class PropagationConfig:
             ``"hard"``: their one-hot argmax does.
         normalize_prediction: before the argmax, rescale each label channel of the upsampled
             prediction to [0, 1] (DINO's ``norm_mask``; CRW's ``--norm_mask``, off by default).
-        query_chunk: query positions per matrix product against an unrestricted frame (memory only).
+        query_chunk: query positions per matrix product against an unrestricted frame (memory and speed
+            only: 256 keeps one chunk's scores near the cache).
         tile: side of the square query tiles for windowed frames (speed only; results do not change).
     """
 
@@ -61,7 +62,7 @@ class PropagationConfig:
     label_resize: str = "bilinear"
     feedback: str = "soft"
     normalize_prediction: bool = False
-    query_chunk: int = 1024
+    query_chunk: int = 256
     tile: int = 6
 
     def __post_init__(self) -> None:

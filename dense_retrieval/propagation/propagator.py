@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
-from .affinity import WindowedTopK, global_topk
+from .affinity import Scratch, WindowedTopK, global_topk
 from .config import CRW, PropagationConfig
 
 
@@ -59,7 +59,10 @@ class Neighbours:
 
 
 def propagate_step(
-    query: torch.Tensor, slots: Sequence[tuple[MemoryFrame, bool]], config: PropagationConfig
+    query: torch.Tensor,
+    slots: Sequence[tuple[MemoryFrame, bool]],
+    config: PropagationConfig,
+    scratch: Scratch | None = None,
 ) -> tuple[torch.Tensor, Neighbours]:
     """Labels of one target frame from an explicit context.
 
@@ -69,6 +72,7 @@ def propagate_step(
             config's window. The same :class:`MemoryFrame` may fill several slots (CRW's copies of the
             first frame); it then counts several times in the joint top-k, as in CRW.
         config: top-k, temperature and window.
+        scratch: work buffers kept from one step to the next (:class:`LabelPropagator` keeps one).
 
     Returns:
         labels: float ``[L, h, w]``, the weighted sum of the neighbours' labels;
@@ -83,42 +87,48 @@ def propagate_step(
             f"context features {shapes} do not match the query's {height}x{width} grid of {channels} channels",
             hint="every frame of a video must be extracted at the same size",
         )
-    k = config.topk
-    query_rows = query.permute(1, 2, 0).reshape(-1, channels).contiguous()
+    k, hw = config.topk, height * width
+    scratch = scratch or Scratch()
+    query_rows = query.permute(1, 2, 0).reshape(-1, channels).contiguous()  # no copy when channels-last
     # distinct frames (copies share one MemoryFrame) and, per (frame, windowed?), how many slots it fills
     position_of: dict[int, int] = {}
     frames: list[MemoryFrame] = []
-    counts: dict[tuple[int, bool], int] = {}
+    counts: dict[bool, dict[int, int]] = {True: {}, False: {}}
     for frame, restricted in slots:
         if id(frame) not in position_of:
             position_of[id(frame)] = len(frames)
             frames.append(frame)
-        key = (position_of[id(frame)], bool(restricted and config.radius is not None))
-        counts[key] = counts.get(key, 0) + 1
+        group = counts[bool(restricted and config.radius is not None)]
+        group[position_of[id(frame)]] = group.get(position_of[id(frame)], 0) + 1
 
-    windowed = None
-    values, ids = [], []
-    for (frame_id, restricted), count in counts.items():
-        keys = frames[frame_id].keys
+    values, ids, copies = [], [], []
+    for restricted, group in counts.items():
+        if not group:
+            continue
+        members = list(group)
+        keys = [frames[member].keys for member in members]
         if restricted:
-            if windowed is None:
-                windowed = WindowedTopK(
-                    query_rows.view(height, width, channels),
-                    k,
-                    config.max_offset,
-                    config.window,
-                    float(config.radius),
-                    config.tile,
-                )
-            group_values, group_positions = windowed(keys)
+            windowed = WindowedTopK(
+                query_rows.view(height, width, channels),
+                k,
+                config.max_offset,
+                config.window,
+                float(config.radius),
+                config.tile,
+                scratch,
+            )
+            group_values, which, group_positions = windowed(keys)
         else:
-            group_values, group_positions = global_topk(query_rows, keys, k, config.query_chunk)
+            group_values, which, group_positions = global_topk(query_rows, keys, k, config.query_chunk, width, scratch)
+        members_t = torch.tensor(members, dtype=torch.long, device=query.device)
+        values.append(group_values)
+        ids.append(members_t[which] * hw + group_positions)
         # a frame filling `count` slots offers each of its candidates `count` times (at most k matter)
-        repeats = min(count, k)
-        values.append(group_values.repeat(1, repeats))
-        ids.append((group_positions + frame_id * height * width).repeat(1, repeats))
-    scores, pick = torch.topk(torch.cat(values, dim=1), k, dim=1)
-    global_ids = torch.gather(torch.cat(ids, dim=1), 1, pick)
+        copies.append(torch.tensor([min(group[m], k) for m in members], device=query.device)[which])
+    repeated = any(count > 1 for group in counts.values() for count in group.values())
+    scores, global_ids = _multiset_topk(
+        torch.cat(values, 1), torch.cat(ids, 1), torch.cat(copies, 1) if repeated else None, k
+    )
     weights = torch.softmax(scores / config.temperature, dim=1)
 
     table = torch.cat([frame.labels for frame in frames], dim=0)  # [F * h * w, L]
@@ -127,10 +137,35 @@ def propagate_step(
     neighbours = Neighbours(
         scores=scores,
         weights=weights,
-        frames=frame_numbers[global_ids // (height * width)],
-        positions=global_ids % (height * width),
+        frames=frame_numbers[global_ids // hw],
+        positions=global_ids % hw,
     )
     return labels.T.reshape(-1, height, width).contiguous(), neighbours
+
+
+def _multiset_topk(
+    values: torch.Tensor, ids: torch.Tensor, copies: torch.Tensor | None, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k of a multiset: candidate ``j`` of row ``i`` counts ``copies[i, j]`` times.
+
+    Args:
+        values, ids: ``[n, c]`` candidate scores and ids.
+        copies: int64 ``[n, c]``, how many slots offer each candidate (>= 1); ``None``: one each.
+        k: entries to keep (``c >= k``).
+
+    Returns:
+        values ``[n, k]`` sorted descending (``-inf`` past the last copy) and their ids ``[n, k]``.
+    """
+    if copies is None:
+        top, pick = torch.topk(values, k, dim=1)
+        return top, torch.gather(ids, 1, pick)
+    order = torch.sort(values, dim=1, descending=True, stable=True).indices
+    sorted_values = torch.gather(values, 1, order)
+    filled = torch.gather(copies, 1, order).cumsum(dim=1)  # slots filled up to and including each candidate
+    slot = torch.arange(k, device=values.device).expand(values.shape[0], k).contiguous()
+    pick = torch.searchsorted(filled, slot, right=True).clamp_(max=values.shape[1] - 1)
+    top = torch.where(slot < filled[:, -1:], torch.gather(sorted_values, 1, pick), float("-inf"))
+    return top, torch.gather(ids, 1, torch.gather(order, 1, pick))
 
 
 class LabelPropagator:
@@ -151,6 +186,7 @@ class LabelPropagator:
         self._first: MemoryFrame | None = None
         self._recent: deque[MemoryFrame] = deque(maxlen=max(config.context, 1))
         self._next_index = 0
+        self._scratch = Scratch()  # work buffers reused by every step of every video
 
     @property
     def frames_seen(self) -> int:
@@ -186,7 +222,7 @@ class LabelPropagator:
         """
         if self._first is None:
             raise InputError("step() before start()", hint="call start(first_features, first_labels) first")
-        labels, self.last_neighbours = propagate_step(features, self._slots(), self.config)
+        labels, self.last_neighbours = propagate_step(features, self._slots(), self.config, self._scratch)
         fed_back = labels
         if self.config.feedback == "hard":
             fed_back = F.one_hot(labels.argmax(dim=0), labels.shape[0]).permute(2, 0, 1).to(labels.dtype)

@@ -1,4 +1,6 @@
-"""Segment retrieval: index images' segments, query by image + mask, by proposals, or by segment id.
+"""Segment retrieval: index images' segments, query by image + mask or by proposals (features needed).
+
+Queries by stored segment, batches of queries and galleries are in :mod:`.queries` (torch-free).
 
 The road (docs/architecture.md): images -> dense features -> mask proposals -> pooled, L2-normalised
 segment vectors (:mod:`.pooling`) -> :class:`~.index.SegmentIndex` -> hits ranked by cosine similarity.
@@ -8,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,68 +20,14 @@ from ..backbone.config import BackboneConfig, FeatureConfig
 from ..backbone.features import FeatureExtractor
 from ..data.images import read_image
 from ..data.masks import read_label_png
-from ..data.voc import VOC_CLASSES
-from ..errors import DataFormatError, DenseRetrievalError, InputError
+from ..errors import DataFormatError, InputError
 from ..records import RunRecord
-from ..viz.gallery import GalleryItem, retrieval_gallery, retrieval_row
 from .config import PoolingMode
 from .index import DEFAULT_FACTORY, SegmentIndex, index_config
 from .pooling import pool_masks
 from .proposals import ImageProposals, ProposalConfig, Proposer
-from .segments import Segment, SegmentRecord
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One retrieved segment: cosine ``score`` and the stored :class:`~.segments.Segment`."""
-
-    score: float
-    segment: Segment
-
-    def as_dict(self) -> dict:
-        s = self.segment
-        return {
-            "score": self.score,
-            "segment_id": s.id,
-            "image": s.image,
-            "method": s.method,
-            "label": s.label,
-            "label_name": label_text(s) or None,
-            "bbox": list(s.bbox),
-            "area": s.area,
-            "mask_rle": s.rle,
-        }
-
-
-@dataclass
-class QueryResult:
-    """The hits of one query segment.
-
-    Attributes:
-        image: the query image file.
-        mask: bool [H, W], the query segment.
-        source: how the query was given: ``"mask"``, a proposal method, or ``"segment:<id>"``.
-        hits: best first.
-        label: the query segment's class when known (gt or coco proposals, stored segments).
-    """
-
-    image: str
-    mask: np.ndarray
-    source: str
-    hits: list[Hit] = field(default_factory=list)
-    label: int | None = None
-
-    def as_dict(self) -> dict:
-        ys, xs = np.nonzero(self.mask)
-        bbox = [int(xs.min()), int(ys.min()), int(np.ptp(xs)) + 1, int(np.ptp(ys)) + 1] if len(xs) else [0, 0, 0, 0]
-        return {
-            "image": self.image,
-            "source": self.source,
-            "label": self.label,
-            "area": int(self.mask.sum()),
-            "bbox": bbox,
-            "hits": [hit.as_dict() for hit in self.hits],
-        }
+from .queries import QueryResult, hits_from
+from .segments import SegmentRecord
 
 
 # --------------------------------------------------------------------------------------- extractors
@@ -305,16 +252,6 @@ def query_proposals(
     return results
 
 
-def query_segment(index: SegmentIndex, segment_id: int, k: int = 10, exclude_self: bool = True) -> QueryResult:
-    """The ``k`` segments most similar to stored segment ``segment_id`` (by its stored vector)."""
-    segment = index.segments([segment_id])[0]
-    vector = index.reconstruct(segment_id)
-    scores, ids = index.search(vector[None], k + int(exclude_self))
-    result = QueryResult(segment.image, segment.mask(), f"segment:{segment_id}", label=segment.label)
-    result.hits = [h for h in _hits(index, scores[0], ids[0]) if not (exclude_self and h.segment.id == segment_id)][:k]
-    return result
-
-
 def _run_queries(
     index: SegmentIndex,
     extractor: FeatureExtractor,
@@ -334,48 +271,4 @@ def _run_queries(
     vectors = pool_masks(features, masks, pooling).numpy()
     scores, ids = index.search(vectors, k)
     for result, row_scores, row_ids in zip(results, scores, ids, strict=True):
-        result.hits = _hits(index, row_scores, row_ids)
-
-
-def _hits(index: SegmentIndex, scores: np.ndarray, ids: np.ndarray) -> list[Hit]:
-    valid = ids >= 0
-    segments = index.segments(ids[valid])
-    return [Hit(float(s), seg) for s, seg in zip(scores[valid], segments, strict=True)]
-
-
-# --------------------------------------------------------------------------------------- pictures
-def render_gallery(results: list[QueryResult], height: int = 160) -> np.ndarray:
-    """A picture of the queries and their hits: one row per query, uint8 [H, W, 3].
-
-    The query segment is outlined in yellow with the rest of its image darkened; each hit shows its
-    image with its segment outlined in green, captioned with rank, cosine score and label. A hit
-    whose image can no longer be read (moved, deleted) shows as a grey panel.
-    """
-    if not results:
-        raise InputError("nothing to draw: no query segments", hint="check the query mask or proposals")
-    rows = []
-    for result in results:
-        query = GalleryItem(read_image(result.image), result.mask, f"query ({result.source})")
-        hits = [_gallery_item(rank, hit) for rank, hit in enumerate(result.hits, start=1)]
-        rows.append(retrieval_row(query, hits, height))
-    return retrieval_gallery(rows)
-
-
-def label_text(segment: Segment) -> str:
-    """A segment's label for people: VOC class names for ground-truth segments, else the id."""
-    if segment.label is None:
-        return ""
-    if segment.method == "gt" and 0 <= segment.label < len(VOC_CLASSES):
-        return VOC_CLASSES[segment.label]
-    return f"label {segment.label}"
-
-
-def _gallery_item(rank: int, hit: Hit) -> GalleryItem:
-    text = f"#{rank} {hit.score:.3f} {label_text(hit.segment)}".rstrip()
-    try:
-        image = read_image(hit.segment.image)
-    except DenseRetrievalError:
-        return GalleryItem(np.zeros((1, 1, 3), np.uint8), None, f"{text} (image missing)")
-    if image.shape[:2] != hit.segment.size:
-        return GalleryItem(image, None, f"{text} (image changed)")
-    return GalleryItem(image, hit.segment.mask(), text)
+        result.hits = hits_from(index, row_scores, row_ids)

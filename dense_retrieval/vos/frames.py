@@ -20,6 +20,10 @@ from ..propagation.config import PropagationConfig
 from ..propagation.labels import grid_to_labels, labels_to_grid
 from ..propagation.propagator import LabelPropagator
 from ..records import RunRecord
+from ..runtime import ahead, split_threads
+
+AHEAD_FRAMES = 2
+"""Frames read and embedded ahead of the propagation by default (memory: this many feature maps and frames)."""
 
 RECORD = "propagation.json"
 """The run record a results folder keeps: what made its masks (:class:`~dense_retrieval.records.RunRecord`)."""
@@ -62,8 +66,16 @@ def propagate_frames(
     num_labels: int | None = None,
     total: int | None = None,
     desc: str = "frames",
+    ahead_frames: int = AHEAD_FRAMES,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Propagate ``first_labels`` through ``frames``.
+
+    Frames are read and embedded in a background thread while the previous ones propagate, at most
+    ``ahead_frames`` frames (plus one extractor batch) ahead, so memory stays bounded whatever the
+    video's length. On the CPU the two stages share torch's intra-op threads (features half, rounded
+    down; propagation the rest: :func:`~dense_retrieval.runtime.split_threads`); the caller's thread
+    count is restored when the loop ends. With one thread in all (or ``ahead_frames=0``) the stages
+    run one after the other.
 
     Args:
         frames: ``uint8 [H, W, 3]`` RGB frames, the annotated one first, all one size.
@@ -74,6 +86,7 @@ def propagate_frames(
         num_labels: label channels (default: largest id in ``first_labels`` + 1).
         total: number of frames, for the progress bar.
         desc: progress bar label.
+        ahead_frames: frames decoded and embedded ahead of the propagation (0: none, no thread).
 
     Yields:
         ``(frame, labels)`` per frame: the RGB frame and its ``uint8 [H, W]`` ids. The first frame's
@@ -84,23 +97,35 @@ def propagate_frames(
     size = tuple(first_labels.shape[:2])
     # features stay on the extractor's device: on a GPU the propagation runs there too
     stream = extractor.stream(frames, total=total, desc=desc, keep_on_device=True)
-    for index, (frame, maps) in enumerate(stream):
-        if frame.shape[:2] != size:
-            raise DataFormatError(
-                f"frame {index} is {frame.shape[0]}x{frame.shape[1]}, the first frame {size[0]}x{size[1]}",
-                hint="all frames of a video must have the same size",
-            )
-        frame_features = maps.single()
-        if index == 0:
-            grid = labels_to_grid(first_labels, num_labels, maps.grid, config.label_resize)
+    threads = torch.get_num_threads()
+    on_cpu = extractor.device.type == "cpu"
+    overlap = ahead_frames > 0 and (threads > 1 or not on_cpu)
+    feature_threads, propagation_threads = split_threads(threads) if on_cpu else (threads, threads)
+    if overlap:
+        stream = ahead(stream, ahead_frames, feature_threads)
+        torch.set_num_threads(propagation_threads)
+    try:
+        for index, (frame, maps) in enumerate(stream):
+            if frame.shape[:2] != size:
+                raise DataFormatError(
+                    f"frame {index} is {frame.shape[0]}x{frame.shape[1]}, the first frame {size[0]}x{size[1]}",
+                    hint="all frames of a video must have the same size",
+                )
+            frame_features = maps.single()
             with torch.inference_mode():
-                propagator.start(frame_features, grid.to(frame_features.device))
-            yield frame, np.ascontiguousarray(first_labels, dtype=np.uint8)
-            continue
-        with torch.inference_mode():
-            soft = propagator.step(frame_features)
-            labels = grid_to_labels(soft, size, normalize=config.normalize_prediction)
-        yield frame, labels.to(torch.uint8).cpu().numpy()
+                if index == 0:
+                    grid = labels_to_grid(first_labels, num_labels, maps.grid, config.label_resize)
+                    propagator.start(frame_features, grid.to(frame_features.device))
+                    labels = np.ascontiguousarray(first_labels, dtype=np.uint8)
+                else:
+                    soft = propagator.step(frame_features)
+                    labels = grid_to_labels(soft, size, normalize=config.normalize_prediction)
+                    labels = labels.to(torch.uint8).cpu().numpy()
+            yield frame, labels
+    finally:
+        if overlap:
+            stream.close()  # stops the reader thread before the caller's thread count comes back
+            torch.set_num_threads(threads)
 
 
 def run_record(extractor: FeatureExtractor, config: PropagationConfig, **settings: object) -> RunRecord:

@@ -9,20 +9,16 @@ Layout of an index directory::
       faiss/index-000007.ivfdata its inverted lists when built ``--on-disk`` (memory-mapped, read-only)
       faiss/trained.faiss        the trained, empty index the vectors were encoded with (built from shards)
 
-Row ids are the FAISS ids: vectors get sequential ids ``0 .. ntotal - 1`` in the order they were
-added, and each SQLite row is inserted with the same id, so every factory works (Flat, IVF, PQ,
-HNSW) without an id map.
+Row ids are the FAISS ids ``0 .. ntotal - 1`` in the order vectors were added (no id map needed).
+Commit protocol (docs/architecture.md, house rule 6): an add writes the whole FAISS index to a new
+versioned file (temporary name, fsync, rename), then, in one SQLite transaction, inserts the rows and
+moves the pointer. A process killed at any point leaves the previous version intact: an unreferenced
+newer FAISS file is an orphan that the next writer deletes, and SQLite rolls back the uncommitted
+transaction. Readers open the database read-only and see the last committed version (WAL: readers
+never wait for the writer). One writer at a time (lock file).
 
-Commit protocol (docs/architecture.md, house rule 6): an add writes the whole FAISS index to a new versioned file
-(temporary name, fsync, rename), then, in one SQLite transaction, inserts the rows and moves the
-pointer to the new file. A process killed at any point leaves the previous version intact: an
-unreferenced newer FAISS file is an orphan that the next writer deletes, and the uncommitted SQLite
-transaction is rolled back by SQLite. Readers open the database read-only and see the last
-committed version (WAL: readers never wait for the writer). One writer at a time (lock file).
-
-The index records the run record of the features it holds (backbone, weights, layer, stride, resize,
-pooling, dimension; :mod:`dense_retrieval.records`) and refuses vectors made with another one
-(ConfigMismatchError).
+The index records the run record of the features it holds (backbone, weights, layer, stride, resize, pooling,
+dimension; :mod:`dense_retrieval.records`) and refuses vectors made with another one (ConfigMismatchError).
 """
 
 from __future__ import annotations
@@ -63,7 +59,8 @@ from .storage import (
     new_meta,
     prune_versions,
     read_committed,
-    segment_from_row,
+    segments_by_id,
+    segments_of_image,
     write_faiss,
     write_ondisk,
 )
@@ -190,21 +187,17 @@ class SegmentIndex:
     def info(self) -> dict:
         """What the index holds and how it was made (for ``index info``)."""
         methods, images = count_rows(self._db, self.ntotal)
+        stored = {key: self._meta.get(key) for key in ("factory", "dim", "version", "faiss_file")}
         return {
             "path": str(self.path),
             "segments": self.ntotal,
             "images": images,
             "proposals": methods,
-            "factory": self.factory,
-            "dim": self.dim,
+            **stored,
             "trained": bool(self._faiss.is_trained),
-            "version": self.version,
-            "faiss_file": self._meta["faiss_file"],
             "on_disk": self.on_disk,
             "index_bytes": self.index_bytes(),
-            "search_params": self._meta.get("search_params"),
-            "created": self._meta.get("created"),
-            "config": self.config,
+            **{key: self._meta.get(key) for key in ("search_params", "created", "config")},
             **{key: self._meta[key] for key in ("build", "choice", "recall") if key in self._meta},
         }
 
@@ -353,12 +346,7 @@ class SegmentIndex:
         ids = [int(i) for i in ids]
         for segment_id in ids:
             self._check_id(segment_id)
-        found: dict[int, Segment] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            query = f"SELECT {ROW_COLUMNS} FROM segments WHERE id IN ({', '.join('?' * len(chunk))})"
-            for row in self._db.execute(query, chunk):
-                found[row[0]] = segment_from_row(row)
+        found = segments_by_id(self._db, ids)
         missing = [i for i in ids if i not in found]
         if missing:
             raise DataFormatError(f"index {self.path} has no metadata row for segment {missing[0]}")
@@ -366,8 +354,7 @@ class SegmentIndex:
 
     def segments_of_image(self, image: str | os.PathLike) -> list[Segment]:
         """Every segment stored for ``image`` (path as stored: absolute)."""
-        query = f"SELECT {ROW_COLUMNS} FROM segments WHERE image = ? AND id < ? ORDER BY id"
-        return [segment_from_row(r) for r in self._db.execute(query, (str(image), self.ntotal))]
+        return segments_of_image(self._db, str(image), self.ntotal)
 
     # ----------------------------------------------------------------------------- internals
     def _load(self) -> None:

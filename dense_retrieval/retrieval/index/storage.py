@@ -293,6 +293,23 @@ def insert_image(db: sqlite3.Connection, image: str, sha256: str) -> None:
     db.execute("INSERT OR IGNORE INTO images (path, sha256) VALUES (?, ?)", (image, sha256))
 
 
+def segments_by_id(db: sqlite3.Connection, ids: list[int]) -> dict[int, Segment]:
+    """The stored segments of ``ids`` (those that have a row), by id; queried 500 ids at a time."""
+    found: dict[int, Segment] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        query = f"SELECT {ROW_COLUMNS} FROM segments WHERE id IN ({', '.join('?' * len(chunk))})"
+        for row in db.execute(query, chunk):
+            found[row[0]] = segment_from_row(row)
+    return found
+
+
+def segments_of_image(db: sqlite3.Connection, image: str, ntotal: int) -> list[Segment]:
+    """The stored segments of ``image`` among the first ``ntotal`` rows, in id order."""
+    query = f"SELECT {ROW_COLUMNS} FROM segments WHERE image = ? AND id < ? ORDER BY id"
+    return [segment_from_row(row) for row in db.execute(query, (image, ntotal))]
+
+
 def segment_from_row(row: tuple) -> Segment:
     segment_id, image, method, height, width, counts, x, y, w, h, area, label = row
     return Segment(
