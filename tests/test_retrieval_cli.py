@@ -238,3 +238,26 @@ def test_build_for_a_memory_budget_records_choice_and_recall_and_reuses_shards(v
     assert report["recall"]["recall_at_1"] == 1.0  # exact search finds the exact neighbours
     text = run_cli("index", "info", out).stdout
     assert "recall      @1 1.000" in text and "in memory" in text
+
+
+def test_build_refuses_an_out_being_written(built, voc, tmp_path, run_cli):
+    # a second build of the same --out, or a build over an index another process is adding to, is refused
+    # at once (one line, exit 2) and leaves the other's work alone
+    from dense_retrieval.data.outputs import locked
+    from dense_retrieval.retrieval.index import SegmentIndex
+
+    images = sorted((voc / "JPEGImages").glob("*.jpg"))[:2]
+    out = tmp_path / "idx"
+    staging = tmp_path / ".idx.build"
+    staging.mkdir()
+    (staging / "mark").write_text("another build's work")
+    with locked(staging):
+        busy = run_cli("index", "build", *images, "--out", out, "--proposals", "gt", "--device", "cpu")
+    assert busy.exit_code == 2 and "being written" in busy.stderr.splitlines()[-1], busy
+    assert (staging / "mark").read_text() == "another build's work" and not out.exists()
+    index, _ = built
+    with SegmentIndex.open(index, readonly=False):  # an `index add` under way holds the writer lock
+        over = run_cli("index", "build", *images, "--out", index, "--overwrite", "--device", "cpu")
+    assert over.exit_code == 2 and "being written" in over.stderr.splitlines()[-1], over
+    with SegmentIndex.open(index) as kept:
+        assert kept.segments([0])[0].method == "gt"
