@@ -77,3 +77,44 @@ def test_store_round_trip_in_half_precision(tmp_path):
     count = write_feature_store(tmp_path / "f.npz", [("a", torch.ones(3, 2, 2))], {"k": "v"}, dtype="float16")
     store = read_feature_store(tmp_path / "f.npz")
     assert count == 1 and store[0].dtype == np.float16 and store.metadata == {"k": "v", "dtype": "float16"}
+
+
+def test_a_share_of_the_sources_streams_only_its_frames(inputs):
+    # what one torchrun rank of `features` reads: images outside its share are never decoded
+    from dense_retrieval.data.sources import open_sources
+
+    folder, video = inputs
+    names, everything = open_sources([folder, video])
+    everything = list(everything)
+    assert len(names) == 7
+    for start, stop in [(0, 7), (0, 3), (2, 5), (3, 7), (5, 6), (6, 9), (7, 7)]:
+        _, share = open_sources([folder, video], start, stop)
+        frames = list(share)
+        assert len(frames) == max(0, min(stop, 7) - start)
+        for (name, frame), (expected_name, expected) in zip(frames, everything[start:stop], strict=True):
+            assert name == expected_name
+            np.testing.assert_array_equal(frame, expected)
+    assert [name for name, _ in everything] == names
+    (folder / "img1.png").write_bytes(b"broken")  # decoded only by the shares that hold it
+    assert len(list(open_sources([folder, video], 2, 7)[1])) == 5
+
+
+def test_parts_join_into_the_file_one_process_writes(tmp_path):
+    import torch
+
+    from dense_retrieval.data.feature_store import join_feature_stores
+
+    maps = [torch.rand(4, 3 + i, 5) for i in range(5)]
+    names = [f"frame{i}" for i in range(5)]
+    write_feature_store(tmp_path / "whole.npz", zip(names, maps, strict=True), {"backbone": "x"})
+    write_feature_store(tmp_path / "a.npz", zip(names[:2], maps[:2], strict=True), {"backbone": "x"})
+    write_feature_store(tmp_path / "b.npz", zip(names[2:], maps[2:], strict=True), {"backbone": "x"})
+    assert join_feature_stores([tmp_path / "a.npz", tmp_path / "b.npz"], tmp_path / "joined.npz") == 5
+    whole, joined = read_feature_store(tmp_path / "whole.npz"), read_feature_store(tmp_path / "joined.npz")
+    assert joined.names == whole.names and joined.metadata == whole.metadata
+    for index in range(5):
+        np.testing.assert_array_equal(joined[index], whole[index])
+    write_feature_store(tmp_path / "c.npz", zip(names[:1], maps[:1], strict=True), {"backbone": "other"})
+    with pytest.raises(DataFormatError, match="another configuration"):
+        join_feature_stores([tmp_path / "a.npz", tmp_path / "c.npz"], tmp_path / "bad.npz")
+    assert not (tmp_path / "bad.npz").exists()

@@ -209,9 +209,9 @@ def test_build_killed_mid_way_leaves_previous_index(built, voc, tmp_path):
         env=env, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not list(tmp_path.glob(".index.*.tmp/faiss")):
+    while time.monotonic() < deadline and not list(tmp_path.glob(".index.build/shard-*.partial/segments.sqlite")):
         time.sleep(0.05)
-    time.sleep(1.0)  # well inside the build
+    time.sleep(1.0)  # well inside the build: its one shard is being extracted
     assert process.poll() is None, "the build finished before it could be interrupted"
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -220,3 +220,44 @@ def test_build_killed_mid_way_leaves_previous_index(built, voc, tmp_path):
     with SegmentIndex.open(target) as index:
         assert index.ntotal == report["segments"]
         assert index.segments([0])[0].method == "gt"
+
+
+def test_build_for_a_memory_budget_records_choice_and_recall_and_reuses_shards(voc, tmp_path, run_cli):
+    images = [voc / "JPEGImages" / f"{i.strip()}.jpg" for i in (voc / "ImageSets/Segmentation/train.txt").open()]
+    out = tmp_path / "budget"
+    common = ["index", "build", *images, "--proposals", "gt", "--out", out, "--device", "cpu"]
+    too_small = run_cli(*common, "--max-memory", "1K")
+    error = too_small.stderr.splitlines()[-1]  # progress lines, then the error in one line
+    assert too_small.exit_code == 2 and error.startswith("error: ") and "fits in 1024 bytes" in error
+    assert not out.exists()
+    built = run_cli(*common, "--max-memory", "1G", "--json")  # the shards of the refused run are reused
+    assert built.exit_code == 0, built
+    report = built.json()
+    assert report["shards"]["extracted_now"] == [] and report["factory"] == "Flat"
+    assert report["choice"]["within_budget"] and report["index_bytes"] <= report["choice"]["budget_bytes"]
+    assert report["recall"]["recall_at_1"] == 1.0  # exact search finds the exact neighbours
+    text = run_cli("index", "info", out).stdout
+    assert "recall      @1 1.000" in text and "in memory" in text
+
+
+def test_build_refuses_an_out_being_written(built, voc, tmp_path, run_cli):
+    # a second build of the same --out, or a build over an index another process is adding to, is refused
+    # at once (one line, exit 2) and leaves the other's work alone
+    from dense_retrieval.data.outputs import locked
+    from dense_retrieval.retrieval.index import SegmentIndex
+
+    images = sorted((voc / "JPEGImages").glob("*.jpg"))[:2]
+    out = tmp_path / "idx"
+    staging = tmp_path / ".idx.build"
+    staging.mkdir()
+    (staging / "mark").write_text("another build's work")
+    with locked(staging):
+        busy = run_cli("index", "build", *images, "--out", out, "--proposals", "gt", "--device", "cpu")
+    assert busy.exit_code == 2 and "being written" in busy.stderr.splitlines()[-1], busy
+    assert (staging / "mark").read_text() == "another build's work" and not out.exists()
+    index, _ = built
+    with SegmentIndex.open(index, readonly=False):  # an `index add` under way holds the writer lock
+        over = run_cli("index", "build", *images, "--out", index, "--overwrite", "--device", "cpu")
+    assert over.exit_code == 2 and "being written" in over.stderr.splitlines()[-1], over
+    with SegmentIndex.open(index) as kept:
+        assert kept.segments([0])[0].method == "gt"

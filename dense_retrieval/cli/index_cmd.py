@@ -46,8 +46,33 @@ def build(
     out: Annotated[Path, typer.Option("--out", help="The index directory to create.")],
     proposals: ProposalsOption = "kmeans",
     factory: Annotated[
-        str, typer.Option("--factory", help="FAISS factory string: Flat (exact), IVF1024,PQ64, HNSW32, ...")
-    ] = "Flat",
+        str | None,
+        typer.Option("--factory", help="FAISS factory string: Flat (exact, the default), IVF4096,SQ8, HNSW32, ..."),
+    ] = None,
+    max_memory: Annotated[
+        str | None,
+        typer.Option(
+            "--max-memory",
+            help="Budget of the FAISS index (e.g. 8G, 512M): the factory is chosen for it (exact Flat while it "
+            "fits, then IVF with SQ8, PQ or OPQ+PQ) and its recall@1/@10 measured and recorded.",
+        ),
+    ] = None,
+    on_disk: Annotated[
+        bool,
+        typer.Option("--on-disk", help="IVF factories: keep the inverted lists on disk, memory-mapped for search."),
+    ] = False,
+    shard_images: Annotated[
+        int | None,
+        typer.Option("--shard-images", min=1, help="Images per shard (default: inputs split over the ranks, <= 1000)."),
+    ] = None,
+    codec_from: Annotated[
+        Path | None,
+        typer.Option("--codec-from", help="Encode with the trained codec of this index (for `index merge`)."),
+    ] = None,
+    recall_queries: Annotated[
+        int,
+        typer.Option("--recall-queries", min=0, help="Held-out segments recall is measured on (approximate indexes)."),
+    ] = 1000,
     pooling: PoolingOption = "upsample",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing index at --out.")] = False,
     min_area: MinAreaOption = 32,
@@ -71,28 +96,43 @@ def build(
 ) -> None:
     """Index the segments of IMAGES: propose masks, pool features over them, store vectors and metadata.
 
-    The index appears at --out only when complete; an interrupted build leaves any previous one intact.
+    The index appears at --out only when complete; an interrupted build leaves any previous one intact, and
+    rerunning it keeps the shards already extracted (in .OUT.build next to --out). Runs unchanged under
+    torchrun, one rank per GPU or CPU process, e.g.
+    torchrun --nproc-per-node 4 -m dense_retrieval index build photos/ --out idx --max-memory 16G --on-disk
     """
     from ..data.images import collect_images
-    from ..retrieval.pipeline import build_index
+    from ..distributed import session
+    from ..retrieval.build import build_staged
+    from ..retrieval.index.assemble import IndexOptions
 
     start_output(json_output)
     paths = collect_images(images)
     check_output(
-        out, [*images, *_proposal_inputs(gt_root, coco, saliency), *([checkpoint] if checkpoint else [])], "dir"
+        out,
+        [*images, *_proposal_inputs(gt_root, coco, saliency, codec_from), *([checkpoint] if checkpoint else [])],
+        "dir",
     )
     config = proposal_config(
         proposals, min_area, clusters, superpixels, gt_root, gt_kind, coco, saliency, saliency_threshold
     )
     protocol = SEGMENT_INDEX
     network = backbone_config(protocol, backbone, weights, checkpoint, layer, output_stride, stride_mode)
-    extractor = make_extractor(
-        network,
-        protocol.features_for(network.name).features(resize=resize, device=device, batch_size=batch_size),
-    )
-    info(f"indexing {len(paths)} images ({proposals} proposals) into {out}")
-    report = build_index(paths, out, extractor, config, pooling=pooling, factory=factory, overwrite=overwrite)
-    _print_report(report, json_output)
+    with session() as ranks:
+        extractor = make_extractor(
+            network,
+            protocol.features_for(network.name).features(
+                resize=resize, device=ranks.device(device), batch_size=batch_size
+            ),
+        )
+        if ranks.is_main:
+            info(f"indexing {len(paths)} images ({proposals} proposals) into {out} with {ranks.world} rank(s)")
+        options = IndexOptions(factory, max_memory, codec_from and str(codec_from), on_disk, recall_queries)
+        report = build_staged(
+            paths, out, extractor, config, pooling, options, overwrite, shard_images, ranks=ranks, log=info
+        )
+    if report is not None:  # rank 0 reports; the other ranks print nothing
+        _print_report(report, json_output)
 
 
 @groups.index.command("add")
@@ -183,7 +223,17 @@ def index_info(index: IndexArgument, json_output: JsonOption = False) -> None:
     typer.echo(f"segments    {report['segments']} from {report['images']} images")
     for method, counts in report["proposals"].items():
         typer.echo(f"  {method:<10}{counts['segments']} segments, {counts['images']} images")
-    typer.echo(f"faiss       {report['factory']} (dim {report['dim']}, version {report['version']})")
+    where = "on disk, memory-mapped" if report["on_disk"] else "in memory"
+    typer.echo(
+        f"faiss       {report['factory']} (dim {report['dim']}, version {report['version']}, "
+        f"{report['index_bytes']} bytes {where}, search {report['search_params'] or 'default'})"
+    )
+    if report.get("recall"):
+        recall = report["recall"]
+        typer.echo(
+            f"recall      @1 {recall['recall_at_1']:.3f}, @10 {recall['recall_at_10']:.3f} "
+            f"on {recall['queries']} held-out segments"
+        )
     typer.echo(
         f"backbone    {backbone['name']} {backbone['layer']} stride {backbone['stride']} ({backbone['stride_mode']}), "
         f"weights {backbone['weights']}"
@@ -193,6 +243,37 @@ def index_info(index: IndexArgument, json_output: JsonOption = False) -> None:
 
 def _proposal_inputs(*paths: Path | None) -> list[Path]:
     return [path for path in paths if path is not None]
+
+
+@groups.index.command("merge")
+def merge(
+    indexes: Annotated[list[Path], typer.Argument(help="Two or more index directories, in the order of their ids.")],
+    out: Annotated[Path, typer.Option("--out", help="The merged index directory to create.")],
+    on_disk: Annotated[
+        bool | None,
+        typer.Option("--on-disk/--in-memory", help="Where the merged IVF lists live (default: on disk if any is)."),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing index at --out.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Join indexes built separately with the same configuration into one (ids: the first's, then the next's ...).
+
+    Refused, with every differing key named, when the recorded configurations differ (backbone, weights, layer,
+    stride, resize, pooling, dimension, factory) or, for trained factories, the trained codecs do: build the
+    later parts with `index build ... --codec-from FIRST` so they are encoded like the first.
+    """
+    from ..retrieval.index.merge import merge_indexes
+
+    start_output(json_output)
+    check_output(out, indexes, "dir")
+    info(f"merging {len(indexes)} indexes into {out}")
+    report = merge_indexes(indexes, out, on_disk=on_disk, overwrite=overwrite)
+    if json_output:
+        print_json(report)
+        return
+    where = "on disk, memory-mapped" if report["on_disk"] else "in memory"
+    typer.echo(f"index     {report['index']}: {report['segments']} segments from {len(report['sources'])} indexes")
+    typer.echo(f"faiss     {report['factory']}, {report['index_bytes']} bytes ({where})")
 
 
 def _print_report(report: dict, json_output: bool) -> None:
@@ -211,3 +292,17 @@ def _print_report(report: dict, json_output: bool) -> None:
         f"dropped   {stats['dropped_empty']} empty and {stats['dropped_small']} small masks; "
         f"{stats['images_without_masks']} images without masks"
     )
+    if "factory" in report:
+        where = "on disk, memory-mapped" if report.get("on_disk") else "in memory"
+        typer.echo(f"faiss     {report['factory']}, {report['index_bytes']} bytes ({where})")
+    if report.get("choice"):
+        choice = report["choice"]
+        estimated = choice["estimated_bytes"]
+        typer.echo(f"budget    {choice['budget_bytes']} bytes: chose {choice['factory']} (estimated {estimated})")
+    if report.get("recall"):
+        recall = report["recall"]
+        at_k = recall[f"recall_at_{recall['k']}"]
+        typer.echo(
+            f"recall    @1 {recall['recall_at_1']:.3f}, @{recall['k']} {at_k:.3f} on {recall['queries']} "
+            f"held-out segments ({recall['search_params'] or 'default search'})"
+        )

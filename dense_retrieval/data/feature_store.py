@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -50,6 +51,31 @@ def write_feature_store(
             names.append(name)
         _write_array(zf, "names", np.array(names, dtype=np.str_))
         _write_array(zf, "metadata", np.array([json.dumps({**metadata, "dtype": dtype}, default=str)]))
+    return len(names)
+
+
+def join_feature_stores(parts: list[Path], path: str | os.PathLike) -> int:
+    """Concatenate feature files written by :func:`write_feature_store` into ``path`` (atomic), in order.
+
+    The arrays are copied as stored; names follow each other; the metadata is the parts' (which must agree).
+    Used to join the parts torchrun ranks write; returns the number of arrays.
+    """
+    names: list[str] = []
+    metadata = None
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for part in parts:
+            stored = read_feature_store(part)
+            if metadata is not None and stored.metadata != metadata:
+                raise DataFormatError(f"feature file {part} was made with another configuration than {parts[0]}")
+            metadata = stored.metadata
+            with zipfile.ZipFile(part) as source:
+                for index in range(len(stored)):
+                    key = f"features_{len(names) + index:06d}.npy"
+                    with source.open(f"features_{index:06d}.npy") as src, zf.open(key, "w", force_zip64=True) as dst:
+                        shutil.copyfileobj(src, dst, 1 << 20)
+            names += stored.names
+        _write_array(zf, "names", np.array(names, dtype=np.str_))
+        _write_array(zf, "metadata", np.array([json.dumps(metadata, default=str)]))
     return len(names)
 
 

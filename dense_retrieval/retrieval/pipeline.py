@@ -11,20 +11,19 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..backbone.config import BackboneConfig, FeatureConfig
 from ..backbone.features import FeatureExtractor
-from ..data.atomic import atomic_directory
 from ..data.images import read_image
 from ..data.masks import read_label_png
-from ..errors import DataFormatError, InputError, OutputExistsError
+from ..errors import DataFormatError, InputError
 from ..records import RunRecord
 from .config import PoolingMode
-from .index import DB_NAME, DEFAULT_FACTORY, SegmentIndex, index_config
-from .index.storage import acquire_writer_lock
+from .index import DEFAULT_FACTORY, SegmentIndex, index_config
 from .pooling import pool_masks
 from .proposals import ImageProposals, ProposalConfig, Proposer
 from .queries import QueryResult, hits_from
@@ -176,43 +175,30 @@ def build_index(
     pooling: PoolingMode = "upsample",
     factory: str = DEFAULT_FACTORY,
     overwrite: bool = False,
+    **staged: Any,
 ) -> dict:
     """Build a new index at ``out`` from ``images``; it appears only when complete and valid.
 
-    The index is built in a temporary sibling folder and swapped into place in one step at the end,
-    only once it holds segments, so an interrupted or failed build (even a killed process) leaves any
-    previous index at ``out`` untouched. ``overwrite`` replaces only an index (or an empty folder), and
-    holds the previous index's writer lock for the whole build: a build over an index being written
-    (by ``index add`` or another build) is refused at once, and an add cannot start meanwhile.
+    The build runs in stages through a staging folder next to ``out`` (:mod:`.build`): an interrupted
+    build (even a killed process) leaves any previous index at ``out`` untouched, and a rerun keeps the
+    shards that were finished. ``overwrite`` replaces only an index (or an empty folder), and holds the
+    previous index's writer lock for the whole build: a build over an index being written (by ``index add``
+    or another build) is refused at once, and an add cannot start meanwhile.
+
+    ``staged`` takes the fields of :class:`.index.assemble.IndexOptions` (``max_memory``, ``codec_from``,
+    ``on_disk``, ``recall_queries``; with one of the first two ``factory`` is not used) and the options of
+    :func:`.build.build_staged` (``shard_images``, ``ranks``, ``log``).
     """
-    out = Path(out)
-    lock = None
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise OutputExistsError(f"{out} exists and is not empty", hint="pass --overwrite, or use `index add`")
-        if not (out / DB_NAME).is_file():
-            raise InputError(
-                f"{out} is not a segment index; --overwrite replaces only an index",
-                hint="choose another --out, or empty that folder yourself",
-            )
-        lock = acquire_writer_lock(out)
-    try:
-        config = index_config(extractor.describe(), pooling, extractor.channels)
-        with atomic_directory(out, final=True) as tmp:
-            index = SegmentIndex.create(tmp, config, factory)
-            try:
-                report = add_images(index, images, extractor, proposals, pooling, final=False)
-            finally:
-                index.close()
-            if report["segments"] == 0:
-                raise InputError(
-                    f"no segments were found in the {report['images']} images", hint="try another --proposals"
-                )
-    finally:
-        if lock is not None:
-            lock.close()
-    report["index"] = str(out)
-    return report
+    from .build import build_staged
+    from .index.assemble import IndexOptions
+
+    fields = {
+        key: staged.pop(key) for key in ("max_memory", "codec_from", "on_disk", "recall_queries") if key in staged
+    }
+    if fields.get("max_memory") is None and fields.get("codec_from") is None:
+        fields["factory"] = factory
+    options = IndexOptions(**fields)
+    return build_staged(list(images), out, extractor, proposals, pooling, options, overwrite=overwrite, **staged)
 
 
 # --------------------------------------------------------------------------------------- queries

@@ -31,7 +31,11 @@ ADD_POINTS = {
 # `index build IMAGES --out IDX --overwrite` over an existing index at IDX (a folder named "idx")
 BUILD_POINTS = {
     "reading-images": {"audit": "open", "match": "*/JPEGImages/*", "occurrence": 3},
-    "new-index-committing": {"function": _COMMIT, "line": 'execute("COMMIT")'},
+    # the staged build (retrieval/build.py) writes the new index's database last in its join stage
+    "new-index-committing": {
+        "function": ["dense_retrieval.retrieval.index.assemble:_join_stage"],
+        "line": 'update_meta(db, {"recall"',
+    },
     "swapping-in": {"function": ["dense_retrieval.data.outputs:swap_directory"], "line": "_RENAME_EXCHANGE"},
     "old-index-removing": {"audit": "shutil.rmtree", "match": "*idx*"},
 }

@@ -17,6 +17,7 @@ from tests.reliability import (
     cases_other,
     cases_pretrain,
     cases_query,
+    cases_scale,
     cases_video,
 )
 from tests.reliability.cases import check_case
@@ -24,6 +25,7 @@ from tests.reliability.cases import check_case
 ALL_CASES = [
     *cases_features.CASES,
     *cases_index.CASES,
+    *cases_scale.CASES,
     *cases_query.CASES,
     *cases_davis.CASES,
     *cases_video.CASES,

@@ -6,21 +6,19 @@ Layout of an index directory::
       segments.sqlite        metadata (WAL mode): table ``meta`` (config, factory, version, pointer to
                              the current FAISS file) and table ``segments`` (one row per vector)
       faiss/index-000007.faiss   the FAISS index of version 7 (the previous version is kept too)
+      faiss/index-000007.ivfdata its inverted lists when built ``--on-disk`` (memory-mapped, read-only)
+      faiss/trained.faiss        the trained, empty index the vectors were encoded with (built from shards)
 
-Row ids are the FAISS ids: vectors get sequential ids ``0 .. ntotal - 1`` in the order they were
-added, and each SQLite row is inserted with the same id, so every factory works (Flat, IVF, PQ,
-HNSW) without an id map.
+Row ids are the FAISS ids ``0 .. ntotal - 1`` in the order vectors were added (no id map needed).
+Commit protocol (docs/architecture.md, house rule 6): an add writes the whole FAISS index to a new
+versioned file (temporary name, fsync, rename), then, in one SQLite transaction, inserts the rows and
+moves the pointer. A process killed at any point leaves the previous version intact: an unreferenced
+newer FAISS file is an orphan that the next writer deletes, and SQLite rolls back the uncommitted
+transaction. Readers open the database read-only and see the last committed version (WAL: readers
+never wait for the writer). One writer at a time (lock file).
 
-Commit protocol (docs/architecture.md, house rule 6): an add writes the whole FAISS index to a new versioned file
-(temporary name, fsync, rename), then, in one SQLite transaction, inserts the rows and moves the
-pointer to the new file. A process killed at any point leaves the previous version intact: an
-unreferenced newer FAISS file is an orphan that the next writer deletes, and the uncommitted SQLite
-transaction is rolled back by SQLite. Readers open the database read-only and see the last
-committed version (WAL: readers never wait for the writer). One writer at a time (lock file).
-
-The index records the run record of the features it holds (backbone, weights, layer, stride, resize,
-pooling, dimension; :mod:`dense_retrieval.records`) and refuses vectors made with another one
-(ConfigMismatchError).
+The index records the run record of the features it holds (backbone, weights, layer, stride, resize, pooling,
+dimension; :mod:`dense_retrieval.records`) and refuses vectors made with another one (ConfigMismatchError).
 """
 
 from __future__ import annotations
@@ -29,7 +27,6 @@ import contextlib
 import json
 import os
 import sqlite3
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,27 +38,31 @@ from ...errors import ConfigMismatchError, DataFormatError, InputError
 from ...interrupts import commit_section
 from ...records import differences, value_at
 from ..segments import Segment, SegmentRecord, segment_row
+from .codec import new_index
+from .gpu import on_gpus
 from .storage import (
     DB_NAME,
     DEFAULT_FACTORY,
     FAISS_DIR,
-    FAISS_FILE_RE,
-    FORMAT_VERSION,
     IMAGES_SCHEMA,
     ROW_COLUMNS,
-    SCHEMA,
+    TRAINED_NAME,
     acquire_writer_lock,
-    check_factory,
     connect,
     count_rows,
+    create_database,
+    faiss_bytes,
     faiss_message,
     faiss_name,
-    gpu_copy,
     image_indexed,
     insert_image,
+    new_meta,
+    prune_versions,
     read_committed,
-    segment_from_row,
+    segments_by_id,
+    segments_of_image,
     write_faiss,
+    write_ondisk,
 )
 
 
@@ -75,6 +76,7 @@ class SegmentIndex:
         self._lock = lock
         self._in_batch = False
         self._params: str | None = None
+        self._pending: faiss.Index | None = None  # vectors added to an on-disk index, written at the commit
         self._load()
 
     # ----------------------------------------------------------------------------- life cycle
@@ -94,33 +96,13 @@ class SegmentIndex:
         dim = int(config.get("dim", 0))
         if dim < 1:
             raise InputError(f"index config needs a positive 'dim', got {config.get('dim')!r}")
-        try:
-            faiss_index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
-        except RuntimeError as error:
-            raise InputError(
-                f"invalid FAISS factory string {factory!r}: {faiss_message(error)}",
-                hint="e.g. 'Flat', 'IVF256,Flat', 'IVF1024,PQ64', 'HNSW32'",
-            ) from None
-        check_factory(faiss_index, factory)
+        faiss_index = new_index(dim, factory)
         (path / FAISS_DIR).mkdir(parents=True, exist_ok=True)
         lock = acquire_writer_lock(path)
         file_name = faiss_name(0)
         write_faiss(faiss_index, path / FAISS_DIR / file_name)
-        db = connect(path / DB_NAME, readonly=False)
-        db.executescript("BEGIN;" + SCHEMA + IMAGES_SCHEMA + ";")
-        meta = {
-            "format": FORMAT_VERSION,
-            "config": config,
-            "factory": factory,
-            "dim": dim,
-            "version": 0,
-            "faiss_file": file_name,
-            "ntotal": 0,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-        db.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in meta.items()])
-        db.execute("COMMIT")
-        return cls(path, db, readonly=False, lock=lock)
+        meta = new_meta(config, factory, dim, file_name)
+        return cls(path, create_database(path / DB_NAME, meta), readonly=False, lock=lock)
 
     @classmethod
     def open(cls, path: str | os.PathLike, readonly: bool = True) -> SegmentIndex:
@@ -166,7 +148,7 @@ class SegmentIndex:
     # ----------------------------------------------------------------------------- properties
     @property
     def ntotal(self) -> int:
-        return int(self._faiss.ntotal)
+        return int(self._faiss.ntotal) + (int(self._pending.ntotal) if self._pending is not None else 0)
 
     @property
     def trained(self) -> bool:  # Flat always; IVF and PQ after train()
@@ -188,21 +170,35 @@ class SegmentIndex:
     def version(self) -> int:
         return int(self._meta["version"])
 
+    @property
+    def on_disk(self) -> bool:
+        """True when the inverted lists stay in a memory-mapped file (``index build --on-disk``)."""
+        return bool(self._meta.get("on_disk"))
+
+    @property
+    def faiss_index(self) -> faiss.Index:
+        """The loaded FAISS index of the committed version (on-disk lists stay mapped; do not modify)."""
+        return self._faiss
+
+    def index_bytes(self) -> int:
+        """Size of the current FAISS files (header plus inverted-list data when on disk)."""
+        return faiss_bytes(self.path / FAISS_DIR / self._meta["faiss_file"])
+
     def info(self) -> dict:
         """What the index holds and how it was made (for ``index info``)."""
         methods, images = count_rows(self._db, self.ntotal)
+        stored = {key: self._meta.get(key) for key in ("factory", "dim", "version", "faiss_file")}
         return {
             "path": str(self.path),
             "segments": self.ntotal,
             "images": images,
             "proposals": methods,
-            "factory": self.factory,
-            "dim": self.dim,
+            **stored,
             "trained": bool(self._faiss.is_trained),
-            "version": self.version,
-            "faiss_file": self._meta["faiss_file"],
-            "created": self._meta.get("created"),
-            "config": self.config,
+            "on_disk": self.on_disk,
+            "index_bytes": self.index_bytes(),
+            **{key: self._meta.get(key) for key in ("search_params", "created", "config")},
+            **{key: self._meta[key] for key in ("build", "choice", "recall") if key in self._meta},
         }
 
     def refresh(self) -> bool:
@@ -262,7 +258,12 @@ class SegmentIndex:
             if not self._db.in_transaction:
                 self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany(f"INSERT INTO segments ({ROW_COLUMNS}) VALUES ({', '.join('?' * 12)})", rows)
-            self._faiss.add(vectors)
+            if self.on_disk:
+                if self._pending is None:
+                    self._pending = faiss.read_index(str(self.path / FAISS_DIR / TRAINED_NAME))
+                self._pending.add_with_ids(vectors, ids)
+            else:
+                self._faiss.add(vectors)
             if not self._in_batch:
                 self._commit()
         except BaseException:
@@ -345,12 +346,7 @@ class SegmentIndex:
         ids = [int(i) for i in ids]
         for segment_id in ids:
             self._check_id(segment_id)
-        found: dict[int, Segment] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            query = f"SELECT {ROW_COLUMNS} FROM segments WHERE id IN ({', '.join('?' * len(chunk))})"
-            for row in self._db.execute(query, chunk):
-                found[row[0]] = segment_from_row(row)
+        found = segments_by_id(self._db, ids)
         missing = [i for i in ids if i not in found]
         if missing:
             raise DataFormatError(f"index {self.path} has no metadata row for segment {missing[0]}")
@@ -358,28 +354,35 @@ class SegmentIndex:
 
     def segments_of_image(self, image: str | os.PathLike) -> list[Segment]:
         """Every segment stored for ``image`` (path as stored: absolute)."""
-        query = f"SELECT {ROW_COLUMNS} FROM segments WHERE image = ? AND id < ? ORDER BY id"
-        return [segment_from_row(r) for r in self._db.execute(query, (str(image), self.ntotal))]
+        return segments_of_image(self._db, str(image), self.ntotal)
 
     # ----------------------------------------------------------------------------- internals
     def _load(self) -> None:
         """Read the committed meta and the FAISS file it points to (see :func:`.storage.read_committed`)."""
         self._meta, self._faiss = read_committed(self._db, self.path)
-        self._gpu = None
-        if self._params:
-            self.set_search_params(self._params)
+        self._gpu, self._pending = None, None
+        params = self._params or self._meta.get("search_params")
+        if params:
+            self.set_search_params(params)
         if not self.readonly:
             self._prune()
 
     def _commit(self) -> None:
         version = self.version + 1
         name = faiss_name(version)
-        write_faiss(self._faiss, self.path / FAISS_DIR / name)
-        updates = {"version": version, "faiss_file": name, "ntotal": self.ntotal}
+        ntotal, folder = self.ntotal, self.path / FAISS_DIR
+        if self.on_disk:  # the committed lists and the new ones, copied into the next version's data file
+            write_ondisk(folder / TRAINED_NAME, [self._faiss, self._pending], folder / name)
+        else:
+            write_faiss(self._faiss, folder / name)
+        updates = {"version": version, "faiss_file": name, "ntotal": ntotal}
         self._db.executemany(
             "UPDATE meta SET value = ? WHERE key = ?", [(json.dumps(v), k) for k, v in updates.items()]
         )
         self._db.execute("COMMIT")
+        if self.on_disk:
+            self._load()
+            return
         self._meta.update(updates)
         self._gpu = None
         self._prune()
@@ -391,15 +394,12 @@ class SegmentIndex:
 
     def _prune(self) -> None:
         """Delete FAISS files other than the current and the previous version (old ones, orphans)."""
-        keep = {faiss_name(self.version), faiss_name(self.version - 1)}
-        for file in (self.path / FAISS_DIR).iterdir():
-            if file.name not in keep and (FAISS_FILE_RE.fullmatch(file.name) or file.name.endswith(".tmp.faiss")):
-                file.unlink(missing_ok=True)
+        prune_versions(self.path / FAISS_DIR, self.version)
 
     def _searcher(self) -> faiss.Index:
-        """The index to search: a GPU copy when faiss has GPUs and the factory supports it."""
+        """The index to search: sharded over the GPUs when FAISS has some (see :func:`.gpu.on_gpus`)."""
         if self._gpu is None:
-            self._gpu = gpu_copy(self._faiss)
+            self._gpu = on_gpus(self._faiss)
         return self._gpu
 
     def _check_vectors(self, vectors: np.ndarray) -> np.ndarray:

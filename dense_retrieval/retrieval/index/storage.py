@@ -5,21 +5,25 @@ Used by :class:`~.segment_index.SegmentIndex`; nothing here is specific to one i
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import re
 import sqlite3
 import time
+import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import faiss
 
 from ...data.atomic import atomic_path
-from ...errors import DataFormatError, InputError
+from ...errors import DataFormatError, InputError, OutputExistsError
 from ...records import RunRecord, check_index_meta
 from ..segments import Segment
+from .ondisk import DATA_SUFFIX, READ_FLAGS, data_file, faiss_stdout_to_stderr, merge_to_disk
 
 FORMAT_VERSION = 2
 """2: the recorded configuration is a flat run record (dense_retrieval.records). 1: the same with backbone
@@ -66,11 +70,113 @@ def upgrade_meta(meta: dict) -> dict:
     return meta
 
 
-FAISS_FILE_RE = re.compile(r"index-(\d{6,})\.faiss")
+FAISS_FILE_RE = re.compile(r"index-(\d{6,})\.(faiss|ivfdata)")
+TRAINED_NAME = "trained.faiss"
+"""The trained, empty FAISS index of an index built from shards (faiss/trained.faiss): what new vectors are
+encoded with (adds to on-disk indexes) and what tells whether two indexes can be merged."""
 
 
 def faiss_name(version: int) -> str:
     return f"index-{version:06d}.faiss"
+
+
+def data_name(version: int) -> str:
+    """The inverted-list data file of version ``version`` of an on-disk index."""
+    return f"index-{version:06d}{DATA_SUFFIX}"
+
+
+def new_meta(config: dict, factory: str, dim: int, faiss_file: str, version: int = 0, ntotal: int = 0, **extra) -> dict:
+    """The meta table of a new index (``extra``: on_disk, search_params, build, choice, recall ...)."""
+    return {
+        "format": FORMAT_VERSION,
+        "config": config,
+        "factory": factory,
+        "dim": int(dim),
+        "version": version,
+        "faiss_file": faiss_file,
+        "ntotal": int(ntotal),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **extra,
+    }
+
+
+def prune_versions(folder: Path, version: int) -> None:
+    """Delete FAISS files in ``folder`` other than those of ``version`` and ``version - 1`` (old ones, orphans)."""
+    keep = {name(v) for name in (faiss_name, data_name) for v in (version, version - 1)}
+    for file in folder.iterdir():
+        if file.name not in keep and (FAISS_FILE_RE.fullmatch(file.name) or file.name.endswith(".tmp.faiss")):
+            file.unlink(missing_ok=True)
+
+
+def create_database(path: Path, meta: dict) -> sqlite3.Connection:
+    """A new index database at ``path`` with the schema and ``meta``, committed; returns the connection."""
+    db = connect(path, readonly=False)
+    db.executescript("BEGIN;" + SCHEMA + IMAGES_SCHEMA + ";")
+    db.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in meta.items()])
+    db.execute("COMMIT")
+    return db
+
+
+def update_meta(db: sqlite3.Connection, updates: dict) -> None:
+    """Set meta keys (inserting new ones) in the current transaction, or in one of its own."""
+    own = not db.in_transaction
+    if own:
+        db.execute("BEGIN IMMEDIATE")
+    db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in updates.items()])
+    if own:
+        db.execute("COMMIT")
+
+
+def copy_rows(db: sqlite3.Connection, source: Path, offset: int, limit: int | None = None) -> int:
+    """Append the segments rows of the database ``source`` with ids shifted by ``offset``, and its images rows;
+    returns the count of segment rows.
+
+    Args:
+        limit: copy only rows with ``id < limit`` (the committed rows of an index being written meanwhile).
+    """
+    db.execute("ATTACH DATABASE ? AS source", (database_uri(source, readonly=True),))  # a source may be read-only
+    try:
+        db.execute("BEGIN")
+        where = "" if limit is None else f" WHERE id < {int(limit)}"
+        cursor = db.execute(
+            f"INSERT INTO segments ({ROW_COLUMNS}) SELECT id + ?, {ROW_COLUMNS.split(', ', 1)[1]} "
+            f"FROM source.segments{where} ORDER BY id",
+            (int(offset),),
+        )
+        count = cursor.rowcount
+        tables = {row[0] for row in db.execute("SELECT name FROM source.sqlite_master WHERE type = 'table'")}
+        if "images" in tables:  # the images indexed (path, content), so that `index add` skips them
+            db.execute(IMAGES_SCHEMA)
+            db.execute("INSERT OR IGNORE INTO images (path, sha256) SELECT path, sha256 FROM source.images")
+        db.execute("COMMIT")
+        return count
+    finally:
+        db.execute("DETACH DATABASE source")
+
+
+def write_ondisk(trained: Path, parts: list[faiss.Index | None], header: Path) -> None:
+    """An on-disk index at ``header`` (+ its data file) holding the lists of ``parts`` (None: skipped), in order.
+
+    Args:
+        trained: the trained, empty index every part was encoded with (ids in the parts are kept).
+    """
+    index = faiss.read_index(str(trained))
+    merge_to_disk(index, [part for part in parts if part is not None], header)
+    write_faiss(index, header)
+
+
+def faiss_bytes(header: Path) -> int:
+    """Size of a FAISS file plus its inverted-list data file, if any."""
+    data = data_file(header)
+    return header.stat().st_size + (data.stat().st_size if data.is_file() else 0)
+
+
+def read_faiss(file: Path, on_disk: bool) -> faiss.Index:
+    """Read a FAISS file; an on-disk one read-only, its lists mapped from the data file beside it."""
+    if not on_disk:
+        return faiss.read_index(str(file))
+    with faiss_stdout_to_stderr():
+        return faiss.read_index(str(file), READ_FLAGS)
 
 
 def write_faiss(index: faiss.Index, path: Path) -> None:
@@ -81,17 +187,22 @@ def write_faiss(index: faiss.Index, path: Path) -> None:
             os.fsync(handle.fileno())
 
 
+def database_uri(path: Path, readonly: bool) -> str:
+    """The SQLite URI of an index database; read-only ones in a folder nobody may write are opened immutable."""
+    uri = f"file:{urllib.parse.quote(os.fspath(Path(path).absolute()))}"
+    if not readonly:
+        return uri
+    return uri + ("?mode=ro" if os.access(Path(path).absolute().parent, os.W_OK) else "?mode=ro&immutable=1")
+
+
 def connect(path: Path, readonly: bool) -> sqlite3.Connection:
     """A connection to an index database. Read-only connections also work on read-only folders and media:
     where SQLite cannot create its shared-memory file there, the database is opened as immutable (no
     process can be writing into a folder that nobody may write)."""
     if readonly:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30, isolation_level=None)
-        if not os.access(path.parent, os.W_OK):
-            db.close()
-            db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, timeout=30, isolation_level=None)
+        db = sqlite3.connect(database_uri(path, readonly=True), uri=True, timeout=30, isolation_level=None)
     else:
-        db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        db = sqlite3.connect(database_uri(path, readonly=False), uri=True, timeout=30, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
     if readonly:
@@ -112,6 +223,36 @@ def acquire_writer_lock(path: Path) -> Any:
             f"index {path} is being written by another process", hint="wait for it, or open the index read-only"
         ) from None
     return handle
+
+
+@contextlib.contextmanager
+def replacing_index(out: Path, overwrite: bool, hold: bool = True) -> Iterator[None]:
+    """Guard the folder a build or merge will put a new index at, for the whole of the run.
+
+    A folder that is not empty is refused unless ``overwrite``, and even then unless it holds an index
+    (``--overwrite`` replaces only an index); that index's writer lock is held (``hold``) until the block
+    ends, so an ``index add`` or another build over it is refused meanwhile instead of being lost.
+
+    Raises:
+        OutputExistsError: ``out`` is not empty and ``overwrite`` is not given.
+        InputError: ``out`` is not an index, or is being written by another process.
+    """
+    lock = None
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise OutputExistsError(f"{out} exists and is not empty", hint="pass --overwrite, or use `index add`")
+        if not (out / DB_NAME).is_file():
+            raise InputError(
+                f"{out} is not a segment index; --overwrite replaces only an index",
+                hint="choose another --out, or empty that folder yourself",
+            )
+        if hold:
+            lock = acquire_writer_lock(out)
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.close()
 
 
 def count_rows(db: sqlite3.Connection, ntotal: int) -> tuple[dict, int]:
@@ -145,21 +286,28 @@ def image_indexed(db: sqlite3.Connection, image: str, sha256: str, ntotal: int) 
     return db.execute(query, (image, ntotal)).fetchone() is not None
 
 
-def gpu_copy(index: faiss.Index) -> faiss.Index:
-    """A GPU copy of ``index`` when faiss has GPUs and the factory supports it, else ``index`` itself."""
-    if not hasattr(faiss, "index_cpu_to_all_gpus") or faiss.get_num_gpus() == 0:
-        return index
-    try:
-        return faiss.index_cpu_to_all_gpus(index)
-    except RuntimeError:  # e.g. HNSW has no GPU version
-        return index
-
-
 def insert_image(db: sqlite3.Connection, image: str, sha256: str) -> None:
     """Record an indexed image in the open write transaction (started here if none is)."""
     if not db.in_transaction:
         db.execute("BEGIN IMMEDIATE")
     db.execute("INSERT OR IGNORE INTO images (path, sha256) VALUES (?, ?)", (image, sha256))
+
+
+def segments_by_id(db: sqlite3.Connection, ids: list[int]) -> dict[int, Segment]:
+    """The stored segments of ``ids`` (those that have a row), by id; queried 500 ids at a time."""
+    found: dict[int, Segment] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        query = f"SELECT {ROW_COLUMNS} FROM segments WHERE id IN ({', '.join('?' * len(chunk))})"
+        for row in db.execute(query, chunk):
+            found[row[0]] = segment_from_row(row)
+    return found
+
+
+def segments_of_image(db: sqlite3.Connection, image: str, ntotal: int) -> list[Segment]:
+    """The stored segments of ``image`` among the first ``ntotal`` rows, in id order."""
+    query = f"SELECT {ROW_COLUMNS} FROM segments WHERE image = ? AND id < ? ORDER BY id"
+    return [segment_from_row(row) for row in db.execute(query, (image, ntotal))]
 
 
 def segment_from_row(row: tuple) -> Segment:
@@ -204,7 +352,7 @@ def read_committed(db: sqlite3.Connection, path: Path) -> tuple[dict, faiss.Inde
         meta = check_index_meta(meta, f"index {path}")
         file = path / FAISS_DIR / str(meta.get("faiss_file", ""))
         try:
-            index = faiss.read_index(str(file))
+            index = read_faiss(file, bool(meta.get("on_disk")))
             break
         except RuntimeError as error:
             if file.is_file():
