@@ -283,3 +283,11 @@ def test_continued_pretraining_starts_from_the_embedded_imagenet_mobilenet(photo
     weight = "features.0.0.weight"
     assert not torch.equal(trained[weight], imagenet[weight])  # one SGD step moved it ...
     torch.testing.assert_close(trained[weight], imagenet[weight], atol=0.05, rtol=0)  # ... a little
+
+
+def test_a_queue_not_smaller_than_the_data_is_warned_about(photos, tmp_path, run_cli):
+    """16 images and a 32-key queue: each query would meet earlier keys of its own image as negatives."""
+    r = run_cli("pretrain", photos, "--out", tmp_path / "run", *TINY_RECIPE, "--max-steps", "1", "--workers", "0")
+    assert r.exit_code == 0, r
+    warning = [line for line in r.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "queue (32 keys)" in warning[0] and "16 images" in warning[0], r.stderr

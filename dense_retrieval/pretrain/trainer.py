@@ -25,6 +25,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -98,6 +99,13 @@ class _Run:
             raise InputError(
                 f"the data holds {len(self.source)} image(s), fewer than one batch of {config.batch_size}",
                 hint="add images or lower --batch-size",
+            )
+        if config.queue_size >= len(self.source):
+            warnings.warn(
+                f"the queue ({config.queue_size} keys) is not smaller than the data ({len(self.source)} images): "
+                "it holds earlier keys of the very image a query comes from, as negatives; pass a --queue-size "
+                "below the image count (on 77 images, 64 instead of 2048 lifted davis J&F from 0.57 to 0.73)",
+                stacklevel=2,
             )
         self.folder = RunFolder(options.out)
         record = {
