@@ -208,17 +208,30 @@ def _load_weights(model: nn.Module, spec: ArchitectureSpec, weights: str) -> tup
     """Load ``weights`` into the full torchvision (or timm) ``model``; returns (weights id, file sha256)."""
     if _is_random(weights):
         return f"random:{_random_seed(weights)}", None
-    architecture = spec.name
     name = spec.default_weights if weights == "default" else weights
-    if name in REGISTRY:
-        entry = REGISTRY[name]
+    return load_weights_file(model, spec.name, name)
+
+
+def load_weights_file(
+    model: nn.Module, architecture: str, weights: str, option: str = "--backbone"
+) -> tuple[str, str]:
+    """Load registry weights or a checkpoint file strictly into the full ``model``.
+
+    Args:
+        weights: a registry name or a checkpoint path.
+        option: the command-line option that names the architecture (for the hint on a mismatch).
+
+    Returns:
+        (weights id: the registry name or ``file:NAME``, sha256 of the file).
+    """
+    if weights in REGISTRY:
+        entry = REGISTRY[weights]
         if entry.architecture != architecture:
             raise InputError(
-                f"weights {name!r} are for {entry.architecture}, not {architecture}",
-                hint=f"use --backbone {entry.architecture}",
+                f"weights {weights!r} are for {entry.architecture}, not {architecture}",
+                hint=f"use {option} {entry.architecture}",
             )
-        path = resolve_weights_path(name)
-        weights_id = name
+        path, weights_id = resolve_weights_path(weights), weights
     else:
         path = Path(weights)
         if not path.is_file():

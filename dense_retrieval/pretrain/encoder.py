@@ -14,8 +14,6 @@ normalised).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 import torchvision
 from torch import nn
@@ -100,31 +98,7 @@ def build_encoder(arch: str, dim: int, weights: str, seed: int) -> tuple[Encoder
         encoder = Encoder(arch, dim, network)
     if weights == "random" or weights.startswith("random:"):
         return encoder, {"weights": f"random:{random_seed}", "weights_sha256": None}
-    network_state = _load_into(network, arch, weights)
-    return encoder, network_state
+    from ..backbone.networks import load_weights_file
 
-
-def _load_into(network: nn.Module, arch: str, weights: str) -> dict:
-    """Load registry weights or a checkpoint file strictly into the torchvision ``network`` (shared with the
-    encoder's trunk modules, so the encoder sees them)."""
-    from ..backbone.weights.checkpoints import apply_state_dict, load_checkpoint
-    from ..backbone.weights.registry import REGISTRY, resolve_weights_path
-
-    if weights in REGISTRY:
-        entry = REGISTRY[weights]
-        if entry.architecture != arch:
-            raise InputError(
-                f"weights {weights!r} are for {entry.architecture}, not {arch}", hint=f"use --arch {entry.architecture}"
-            )
-        path, weights_id = resolve_weights_path(weights), weights
-    else:
-        path = Path(weights)
-        if not path.is_file():
-            raise InputError(
-                f"weights {weights!r} are neither 'random', a registry name nor a file",
-                hint="see `dense-retrieval checkpoints list`, or pass a checkpoint path",
-            )
-        weights_id = f"file:{path.name}"
-    checkpoint = load_checkpoint(path, arch)
-    apply_state_dict(network, checkpoint, arch)
-    return {"weights": weights_id, "weights_sha256": checkpoint.sha256}
+    weights_id, sha256 = load_weights_file(network, arch, weights, option="--arch")
+    return encoder, {"weights": weights_id, "weights_sha256": sha256}
