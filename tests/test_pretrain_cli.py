@@ -142,9 +142,10 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(tmp_path):
     assert interrupted["epoch"] == 1 and 1 <= interrupted["pretrain"]["step_in_epoch"] <= 3  # mid-epoch
     assert interrupted["pretrain"]["step"] < 8
 
-    subprocess.run(
-        _cli(*recipe, "--out", killed, "--resume"), check=True, capture_output=True, env=_env(), cwd=PROJECT_ROOT
+    resumed = subprocess.run(
+        _cli(*recipe, "--out", killed, "--resume"), capture_output=True, text=True, env=_env(), cwd=PROJECT_ROOT
     )
+    assert resumed.returncode == 0, resumed.stderr
     a = torch.load(straight / "checkpoint.pth.tar", weights_only=True)
     b = torch.load(killed / "checkpoint.pth.tar", weights_only=True)
     assert a["epoch"] == b["epoch"] == 2 and a["pretrain"]["step"] == b["pretrain"]["step"] == 8

@@ -221,12 +221,31 @@ def _libc() -> ctypes.CDLL:
     return _LIBC
 
 
+_HELD_LOCKS: set[int] = set()
+
+
+def _drop_held_locks_in_child() -> None:
+    """A forked child (a data-loading worker, a scoring worker) closes its copies of the lock descriptors.
+
+    The lock stays with the parent (flock belongs to the open file; closing one copy leaves it held), but it
+    no longer outlives the parent in an orphaned child after a ``kill -9``.
+    """
+    for fd in _HELD_LOCKS:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD_LOCKS.clear()
+
+
+os.register_at_fork(after_in_child=_drop_held_locks_in_child)
+
+
 @contextlib.contextmanager
 def locked(folder: str | os.PathLike, what: str = "output") -> Iterator[None]:
     """Hold ``folder`` for the whole block; another process holding it makes this raise at once.
 
     The lock is ``flock`` on the folder itself (no lock file), released when the block ends or the
-    process dies. It stays with the folder: a folder swapped out keeps its lock.
+    process dies (forked children do not keep it). It stays with the folder: a folder swapped out keeps
+    its lock.
 
     Raises:
         InputError: another process holds the folder (it is being written).
@@ -239,6 +258,8 @@ def locked(folder: str | os.PathLike, what: str = "output") -> Iterator[None]:
             raise InputError(
                 f"{what} {folder} is being written by another process", hint="wait for it to finish"
             ) from None
+        _HELD_LOCKS.add(fd)
         yield
     finally:
+        _HELD_LOCKS.discard(fd)
         os.close(fd)
