@@ -26,10 +26,8 @@ with locked(sys.argv[1]):
 
 
 def test_a_second_writer_is_refused_while_the_first_holds_the_folder(tmp_path):
-    with locked(tmp_path):
-        with pytest.raises(InputError, match="being written by another process"):
-            with locked(tmp_path):
-                pass
+    with locked(tmp_path), pytest.raises(InputError, match="being written by another process"), locked(tmp_path):
+        pass
     with locked(tmp_path):  # released at the end of the block
         pass
 
@@ -38,9 +36,8 @@ def test_a_killed_holder_releases_the_folder_even_while_its_forked_child_lives(t
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
     child = int(holder.stdout.readline())
     try:
-        with pytest.raises(InputError):
-            with locked(tmp_path):
-                pass
+        with pytest.raises(InputError), locked(tmp_path):
+            pass
         holder.send_signal(signal.SIGKILL)
         holder.wait()
         os.kill(child, 0)  # the child still runs ...
