@@ -40,6 +40,10 @@ OUT/propagation.json recording the protocol, backbone, weights and feature setti
 already complete with the same configuration are skipped (rerun to resume an interrupted run); a
 folder made with another configuration is refused unless --overwrite.
 
+Under torchrun each rank propagates its share of the sequences into the one OUT (a folder every
+rank can reach), with the masks one process would write, e.g.
+torchrun --nproc-per-node 4 -m dense_retrieval davis propagate --davis-root DAVIS --out results/r50
+
 {BACKBONE_RULE}
 
 \b
@@ -81,21 +85,26 @@ def propagate(
 ) -> None:
     start_output(json_output)
     from ..data.davis import DavisDataset
+    from ..distributed import session
     from ..vos.davis_run import propagate_davis
 
     protocol, architecture = propagation_setup(preset_name, backbone, checkpoint)
     config = propagation_config(protocol, temperature, topk, radius, context)
     dataset = DavisDataset(davis_root, year=year, split=split, resolution=resolution)
     names = [name.strip() for name in sequences.split(",") if name.strip()] if sequences else None
-    extractor = propagation_extractor(
-        protocol, architecture, weights, checkpoint, layer, output_stride, stride_mode, resize, l2, batch_size, device
-    )
-    described = extractor.backbone.describe()
-    info(
-        f"davis propagate: {protocol.name} protocol, {described['name']} {described['layer']} stride "
-        f"{described['stride']}, weights {described['weights']}; writing into {out}/"
-    )
-    summary = propagate_davis(dataset, out, extractor, config, names, overwrite=overwrite, log=info)
+    with session() as ranks:
+        extractor = propagation_extractor(
+            protocol, architecture, weights, checkpoint, layer, output_stride, stride_mode, resize, l2, batch_size,
+            ranks.device(device),
+        )  # fmt: skip
+        described = extractor.backbone.describe()
+        info(
+            f"davis propagate: {protocol.name} protocol, {described['name']} {described['layer']} stride "
+            f"{described['stride']}, weights {described['weights']}; writing into {out}/ with {ranks.world} rank(s)"
+        )
+        summary = propagate_davis(dataset, out, extractor, config, names, overwrite=overwrite, log=info, ranks=ranks)
+    if not ranks.is_main:
+        return  # rank 0 reports; the other ranks print nothing
     if json_output:
         print_json(summary)
         return

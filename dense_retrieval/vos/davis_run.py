@@ -8,10 +8,17 @@
 A sequence folder appears only when complete (written under a temporary name, then renamed) and is
 counted only once ``propagation.json`` lists it, so an interrupted run resumes where it stopped. A
 folder made with another configuration is never mixed with new results.
+
+Under torchrun (``ranks`` of a :func:`~dense_retrieval.distributed.session`) every rank propagates its share
+of the unfinished sequences into the one folder: the main rank holds the folder's lock and is the only
+writer of ``propagation.json``; the others commit each finished sequence in a file of their own
+(:mod:`.davis_commits`), folded into ``propagation.json`` when every rank is done (or by the next run, when
+the job was killed). The masks are those of one process: each sequence is propagated whole by one rank.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -30,10 +37,12 @@ from ..data.davis import DavisDataset
 from ..data.images import read_image
 from ..data.masks import read_label_png, write_label_png
 from ..data.outputs import check_output, locked, remove_owned
+from ..distributed import Ranks
 from ..errors import ConfigMismatchError, DataFormatError, InputError, OutputExistsError
 from ..propagation.config import PropagationConfig
 from ..records import RunRecord, read_propagation_record
 from ..viz.strip import label_strip, thumbnail
+from .davis_commits import clear_commits, commit_sequence, fold_commits
 from .frames import RECORD, check_first_mask, propagate_frames, run_record
 
 _LEFTOVER = re.compile(r"^\..+\.(tmp|old)(\.\w+)?$")
@@ -105,6 +114,7 @@ def propagate_davis(
     sequences: Sequence[str] | None = None,
     overwrite: bool = False,
     log: Callable[[str], None] | None = None,
+    ranks: Ranks | None = None,
 ) -> dict:
     """Propagate every (or the named) sequence of ``dataset`` into ``out``, resuming a previous run.
 
@@ -116,6 +126,8 @@ def propagate_davis(
         sequences: names to run (default: the split's ImageSets list).
         overwrite: replace results made with another configuration (otherwise an error).
         log: receives one line per sequence (progress for people).
+        ranks: under torchrun, the job's ranks: each propagates its share of the sequences (module docstring).
+            Call it on every rank; the summary is the same on all.
 
     Returns:
         A summary: the run's configuration and, per sequence, frames, objects, seconds and status.
@@ -127,15 +139,71 @@ def propagate_davis(
     """
     out = Path(out)
     log = log or (lambda _line: None)
-    names = _select(dataset, sequences)
-    for name in names:  # bad input fails before anything is written
-        _check_sequence(dataset, name)
-    check_output(out, _inputs(dataset, names), kind="dir")
+    ranks = ranks or Ranks()
+    error = None
+    try:
+        names = _select(dataset, sequences)
+        for name in names:  # bad input fails before anything is written
+            check_sequence(dataset, name)
+        check_output(out, _inputs(dataset, names), kind="dir")
+    except Exception as caught:  # noqa: BLE001 - every rank stops with the same error
+        error = caught
+    ranks.agree(error)
     davis = {"root": str(dataset.root.resolve()), "year": dataset.year, "resolution": dataset.resolution}
     run = run_record(extractor, config, davis=davis)
+    if ranks.world > 1:
+        return _propagate_shared(dataset, out, extractor, config, names, run, overwrite, log, ranks)
     out.mkdir(parents=True, exist_ok=True)
     with locked(out, "results folder"):
         return _propagate_locked(dataset, out, extractor, config, names, run, overwrite, log)
+
+
+def open_results(out: Path, run: RunRecord, overwrite: bool) -> dict:
+    """The record of the results folder ``out`` for ``run`` (the caller holds ``out``): temporary leftovers of
+    killed runs removed, sequences committed by the ranks of a killed torchrun job folded in, a previous
+    record of the same configuration resumed, one of another replaced under ``overwrite`` (else an error)."""
+    _remove_leftovers(out)
+    path = out / RECORD
+    if path.is_file():
+        try:
+            previous = read_propagation_record(json.loads(path.read_text(encoding="utf-8")), str(path))
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, OSError, DataFormatError):
+            previous = None  # _open_record names the problem
+        if previous is not None and fold_commits(out, previous):
+            write_json(path, previous)
+        if previous is not None:
+            clear_commits(out)
+    return _open_record(out, run, overwrite)
+
+
+def pending_sequences(out: Path, record: dict, names: Sequence[str]) -> list[str]:
+    """The sequences of ``names`` that ``record`` does not list as complete in ``out``, in order."""
+    return [name for name in names if not _finished(out, record, name)]
+
+
+def _finished(out: Path, record: dict, name: str) -> bool:
+    done = record["sequences"].get(name)
+    return bool(done) and _complete(out / name, done["frames"])
+
+
+def commit_to(out: Path) -> Callable[[SequenceResult], None]:
+    """The commit of a sequence propagated by one of several processes (:mod:`.davis_commits`)."""
+
+    def commit(result: SequenceResult) -> None:
+        entry = {"frames": result.frames, "objects": result.objects, "seconds": round(result.seconds, 2)}
+        commit_sequence(out, result.name, entry)
+
+    return commit
+
+
+def collect_results(out: Path) -> dict:
+    """Fold every rank's commits into ``out``'s ``propagation.json`` (written once) and return the record."""
+    path = out / RECORD
+    record = read_propagation_record(json.loads(path.read_text(encoding="utf-8")), str(path))
+    fold_commits(out, record)
+    write_json(path, record)
+    clear_commits(out)
+    return record
 
 
 def _inputs(dataset: DavisDataset, names: list[str]) -> list[Path]:
@@ -155,12 +223,11 @@ def _propagate_locked(
     overwrite: bool,
     log: Callable[[str], None],
 ) -> dict:
-    _remove_leftovers(out)
-    record = _open_record(out, run, overwrite)
+    record = open_results(out, run, overwrite)
     results: list[SequenceResult] = []
     for position, name in enumerate(names, start=1):
         done = record["sequences"].get(name)
-        if done and _complete(out / name, done["frames"]):
+        if _finished(out, record, name):
             log(f"[{position}/{len(names)}] {name}: already complete, skipped")
             results.append(SequenceResult(name, done["frames"], done["objects"], 0.0, "skipped"))
             continue
@@ -180,6 +247,58 @@ def _propagate_locked(
             f"{result.seconds:.1f} s ({result.frames / max(result.seconds, 1e-9):.2f} frames/s)"
         )
         results.append(result)
+    return _summary(out, run, results)
+
+
+def _propagate_shared(
+    dataset: DavisDataset,
+    out: Path,
+    extractor: FeatureExtractor,
+    config: PropagationConfig,
+    names: list[str],
+    run: RunRecord,
+    overwrite: bool,
+    log: Callable[[str], None],
+    ranks: Ranks,
+) -> dict:
+    """Every rank propagates its share of the pending sequences; the main rank holds ``out`` and its record."""
+    with contextlib.ExitStack() as held:
+        pending, error = None, None
+        if ranks.is_main:
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+                held.enter_context(locked(out, "results folder"))
+                record = open_results(out, run, overwrite)
+                pending = pending_sequences(out, record, names)
+            except Exception as caught:  # noqa: BLE001 - every rank stops with the same error
+                error = caught
+        ranks.agree(error)
+        pending = ranks.broadcast_object(pending)
+        mine = [pending[i] for i in ranks.mine(len(pending))]
+        done: list[SequenceResult] = []
+        error = None
+        try:
+            for position, name in enumerate(mine, start=1):
+                log(f"[rank {ranks.rank}: {position}/{len(mine)}] {name}: propagating")
+                done.append(propagate_davis_sequence(dataset, name, out, extractor, config, commit_to(out)))
+        except Exception as caught:  # noqa: BLE001 - the finished sequences stay committed for the next run
+            error = caught
+        ranks.agree(error)
+        everyone = [result for part in ranks.gather_objects(done) for result in part]
+        if ranks.is_main:
+            collect_results(out)
+        ranks.barrier()
+    propagated = {result.name: result for result in everyone}
+    results = [propagated.get(name) or _skipped(out, name) for name in names]
+    return _summary(out, run, results)
+
+
+def _skipped(out: Path, name: str) -> SequenceResult:
+    entry = json.loads((out / RECORD).read_text(encoding="utf-8"))["sequences"][name]
+    return SequenceResult(name, entry["frames"], entry["objects"], 0.0, "skipped")
+
+
+def _summary(out: Path, run: RunRecord, results: list[SequenceResult]) -> dict:
     propagated = [r for r in results if r.status == "done"]
     seconds = sum(r.seconds for r in propagated)
     return {
@@ -207,7 +326,7 @@ def _select(dataset: DavisDataset, sequences: Sequence[str] | None) -> list[str]
     return list(dict.fromkeys(sequences))
 
 
-def _check_sequence(dataset: DavisDataset, name: str) -> None:
+def check_sequence(dataset: DavisDataset, name: str) -> None:
     """Frames and a first-frame annotation with objects, of the frames' size (headers only)."""
     sequence = dataset.sequence(name)
     try:
