@@ -34,15 +34,17 @@ _OVERRIDES = ("temperature", "topk", "radius", "context")
 
 
 def record(cell: Cell) -> dict:
-    """What makes the cell's masks (backbone as built, features, propagation, DAVIS root/year/resolution)."""
+    """What makes the cell's masks (backbone as built, features, propagation, DAVIS root/year/resolution); the
+    layout and every sequence's first frame and annotation are checked first (bad input before any work)."""
+    dataset = _dataset(cell)
+    for name in dataset.sequences:
+        check_sequence(dataset, name)
     return _run_record(cell).as_dict()
 
 
 def prepare(cell: Cell) -> list[str]:
     """Open the cell's results folder (resuming masks of the same record) and list the sequences to propagate."""
     dataset = _dataset(cell)
-    for name in dataset.sequences:  # a bad first frame or annotation fails before any work
-        check_sequence(dataset, name)
     results = cell.folder / RESULTS
     results.mkdir(parents=True, exist_ok=True)
     opened = open_results(results, _run_record(cell), overwrite=True)  # the bench owns the folder

@@ -17,7 +17,8 @@ The runner contract (a module, imported only when a cell runs)::
 
     def record(cell: Cell) -> dict
         # what makes the number (backbone as built, features, protocol, data root): a finished cell is reused
-        # only while its record's identity (records.identity) is unchanged
+        # only while its record's identity (records.identity) is unchanged. Read-only; it also checks the
+        # cell's inputs (layout, first files), so that bad input is refused before anything is written
     def run(cell: Cell) -> CellResult
         # the whole cell as one unit of work, outputs inside cell.folder
 

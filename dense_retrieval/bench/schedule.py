@@ -2,11 +2,11 @@
 
 One process, or every rank of a torchrun job (call :func:`run_bench` on each):
 
-1. plan (main rank, holding DIR's lock): for every cell, the run record of what would make its number
-   (the backbone is built for it: a bad checkpoint is refused here, before any work); a cell whose
-   ``cell.json`` is done with an equal record identity is skipped; any other is redone: its record removed,
-   and a cell that splits into parts (DAVIS sequences) opens its outputs and lists the parts still to do.
-   The plan is broadcast to every rank.
+1. plan (main rank): for every cell, the run record of what would make its number (the backbone is built
+   for it and the benchmark's inputs are checked: a bad checkpoint or data root is refused here, before
+   anything is written). Then, holding DIR's lock: a cell whose ``cell.json`` is done with an equal record
+   identity is skipped; any other is redone: its record removed, and a cell that splits into parts (DAVIS
+   sequences) opens its outputs and lists the parts still to do. The plan is broadcast to every rank.
 2. units: one per whole cell, one per part of a split cell, in (backbone, benchmark, part) order; rank r takes
    units r, r + world, ... A whole cell commits its ``cell.json`` on the rank that ran it; a part commits
    inside the cell's outputs. An error fails its cell only (one line, in the record); the others go on.
@@ -30,6 +30,7 @@ from typing import Any
 from ..data.outputs import check_output, locked, remove_owned
 from ..distributed import Ranks
 from ..errors import DenseRetrievalError
+from ..interrupts import commit_section
 from ..progress import track
 from ..records import identity
 from .cell import Cell
@@ -108,9 +109,10 @@ def run_bench(spec: BenchSpec, out: str | Path, ranks: Ranks | None = None, log:
         plan, error = None, None
         if job.ranks.is_main:
             try:
+                plan = _plan(job)  # read-only: a refused run writes nothing
                 job.out.mkdir(parents=True, exist_ok=True)
                 held.enter_context(locked(job.out, "bench folder"))
-                plan = _plan(job)
+                _open(job, plan)
             except Exception as caught:  # noqa: BLE001
                 error = caught
         job.ranks.agree(error)
@@ -144,30 +146,35 @@ def _axes(spec: BenchSpec) -> tuple[list[dict], list[dict]]:
 
 
 def _plan(job: _Job) -> list[PlannedCell]:
-    """Main rank, holding the folder: the record of every cell, and what is left to do."""
+    """Main rank, before anything is written: the record of every cell (its backbone built, its inputs checked)."""
     claim(job.out)
-    write_bench(job.out, job.spec.as_dict(), *_axes(job.spec), "running", job.ranks.world)
     plan = []
     for row, backbone in enumerate(job.spec.backbones):  # by backbone: one network built at a time
         for column, benchmark in enumerate(job.spec.benchmarks):
             planned = PlannedCell(row, column, cell_folder(job.out, benchmark.name, backbone.label), {}, True)
-            cell = job.cell(planned)
-            runner = job.runner(planned)
             planned.record = {"benchmark": benchmark.benchmark.name, "settings": benchmark.settings}
-            planned.record["run"] = runner.record(cell)
-            previous = _previous(planned.folder)
-            if previous and previous["status"] == "done" and identity(previous["record"]) == identity(planned.record):
-                planned.todo = False
-                job.log(f"{cell.name}: finished earlier with the same record, kept")
-            else:
-                if (planned.folder / CELL).exists():
-                    remove_owned(planned.folder / CELL, job.out)  # stale: the cell is redone
-                planned.folder.mkdir(parents=True, exist_ok=True)
-                if hasattr(runner, "prepare"):
-                    planned.parts = list(runner.prepare(cell))
-                    keep_costs(planned.folder, planned.record)
+            planned.record["run"] = job.runner(planned).record(job.cell(planned))
             plan.append(planned)
     return plan
+
+
+def _open(job: _Job, plan: list[PlannedCell]) -> None:
+    """Main rank, holding the folder: mark the run, keep the cells finished with the same record, open the rest."""
+    claim(job.out)
+    write_bench(job.out, job.spec.as_dict(), *_axes(job.spec), "running", job.ranks.world)
+    for planned in plan:
+        cell, runner = job.cell(planned), job.runner(planned)
+        previous = _previous(planned.folder)
+        if previous and previous["status"] == "done" and identity(previous["record"]) == identity(planned.record):
+            planned.todo = False
+            job.log(f"{cell.name}: finished earlier with the same record, kept")
+            continue
+        if (planned.folder / CELL).exists():
+            remove_owned(planned.folder / CELL, job.out)  # stale: the cell is redone
+        planned.folder.mkdir(parents=True, exist_ok=True)
+        if hasattr(runner, "prepare"):
+            planned.parts = list(runner.prepare(cell))
+            keep_costs(planned.folder, planned.record)
 
 
 def _previous(folder: Path) -> dict | None:
@@ -239,7 +246,8 @@ def _commit(job: _Job, planned: PlannedCell, result: CellResult | None, outcomes
     else:
         document["headline"] = {"metric": column.benchmark.headline, "value": result.headline}
         document.update(metrics=result.metrics, detail=result.detail, files=result.files)
-    write_cell(planned.folder, document)
+    with commit_section():  # Ctrl-C waits for the record to be in place, then stops the run
+        write_cell(planned.folder, document)
 
 
 def _one_line(error: BaseException, part: str | None) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from ..data.atomic import write_json
+from ..data.voc import VocDataset
 from ..protocols import MASKCONTRAST
 from ..records import RunRecord
 from ..retrieval.config import VocProtocol
@@ -25,11 +26,15 @@ REPORT = "voc_report.json"
 
 
 def record(cell: Cell) -> dict:
-    """What makes the cell's numbers: backbone as built, features, proposals, the protocol, the VOC root."""
-    extractor = _extractor(cell)
+    """What makes the cell's numbers: backbone as built, features, proposals, the protocol, the VOC root; the
+    layout of both splits is checked first (bad input before any work)."""
     settings = cell.settings
+    protocol = _protocol(cell)
+    for split in (protocol.bank_split, protocol.query_split):
+        VocDataset(settings["root"], split)
+    extractor = _extractor(cell)
     return RunRecord.of(
-        extractor.describe(), voc=asdict(_protocol(cell)), proposals=_proposals(cell).describe(), root=settings["root"]
+        extractor.describe(), voc=asdict(protocol), proposals=_proposals(cell).describe(), root=settings["root"]
     ).as_dict()
 
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import PercentFormatter
+from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 
 def jf_bar_chart(per_object: Mapping[str, tuple[float, float]], title: str = "DAVIS J&F per object") -> Figure:
@@ -130,7 +130,7 @@ def matrix_chart(
             else:
                 axes.text(position, bar.get_height() + 0.01, f"{100 * value:.1f}", ha="center", fontsize=7)
         axes.set_xticks(positions, labels, rotation=35, ha="right", fontsize=7)
-        axes.set_ylim(0, 1.08)
+        axes.set_ylim(0, _top(values))
         axes.yaxis.set_major_formatter(PercentFormatter(xmax=1))
         axes.set_title(f"{name}: {metric}", fontsize=9)
         if rows == 2:
@@ -141,12 +141,21 @@ def matrix_chart(
     return figure
 
 
+def _top(values: Sequence[float | None]) -> float:
+    """The top of a panel's value axis: room above the largest value, at most a little over 100%."""
+    present = [v for v in values if v is not None and not np.isnan(v)]
+    return min(1.08, max(present, default=0.0) * 1.25 + 0.05)
+
+
 def _epoch_panel(axes, name: str, metric: str, runs: Mapping[str, Sequence[tuple[int, float | None]]]) -> None:
+    every = []
     for run, points in runs.items():
         kept = sorted((epoch, value) for epoch, value in points if value is not None and not np.isnan(value))
+        every += [value for _, value in kept]
         if kept:
             axes.plot([e for e, _ in kept], [v for _, v in kept], marker="o", linewidth=1.2, label=run)
-    axes.set_ylim(0, 1.02)
+    axes.set_ylim(0, _top(every))
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.yaxis.set_major_formatter(PercentFormatter(xmax=1))
     axes.set_xlabel("epoch", fontsize=8)
     axes.set_ylabel(metric, fontsize=8)
