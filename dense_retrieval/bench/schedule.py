@@ -117,7 +117,7 @@ def run_bench(spec: BenchSpec, out: str | Path, ranks: Ranks | None = None, log:
                 error = caught
         job.ranks.agree(error)
         job.plan = job.ranks.broadcast_object(plan)
-        units = [(index, part) for index, cell in enumerate(job.plan) if cell.todo for part in (cell.parts or [None])]
+        units = [(i, part) for i, cell in enumerate(job.plan) if cell.todo for part in _parts(cell)]
         mine = [units[i] for i in job.ranks.mine(len(units))]
         if job.ranks.is_main:
             job.log(f"bench: {sum(c.todo for c in job.plan)} of {len(job.plan)} cell(s) to run, {len(units)} unit(s)")
@@ -137,6 +137,11 @@ def run_bench(spec: BenchSpec, out: str | Path, ranks: Ranks | None = None, log:
             for c in job.plan
         ],
     }
+
+
+def _parts(cell: PlannedCell) -> list[str | None]:
+    """The units of a cell: its pending parts (maybe none: only the scoring is left), or the whole cell."""
+    return [None] if cell.parts is None else list(cell.parts)
 
 
 def _axes(spec: BenchSpec) -> tuple[list[dict], list[dict]]:

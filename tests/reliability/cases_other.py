@@ -38,6 +38,8 @@ COMMANDS = (
     "synth davis",
     "synth voc",
     "pretrain",
+    "bench run",
+    "bench report",
 )
 
 
