@@ -2,8 +2,9 @@
 
 A runner (:mod:`.registry`, the contract) receives a :class:`Cell` and builds what it needs through
 :meth:`Cell.extractor`: the backbone row under the benchmark's protocol, with the spec's feature overrides.
-The last extractor built is kept for the next cell of the same backbone and protocol (cells run ordered by
-backbone), so a row's cells share one weights load without holding every network in memory.
+The last extractor built is kept for the next unit of the same cell (units run ordered by backbone), and
+the scheduler keeps the last weights files read (:mod:`dense_retrieval.backbone.weights.reuse`), so a row's
+cells read their file once without every network of the matrix held in memory.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from .spec import BackboneChoice
 if TYPE_CHECKING:
     from ..backbone.features import FeatureExtractor
 
-_BUILT: dict[Any, Any] = {}
+_BUILT: dict[Any, Any] = {}  # the last extractor built
+_DETECTED: dict[str, str | None] = {}  # checkpoint file -> architecture
 
 
 @dataclass
@@ -38,6 +40,7 @@ class Cell:
         batch_size: images per forward pass.
         ranks: the job's ranks (runners of split cells rarely need it: the scheduler shares the parts).
         log: one line per step, for people (stderr under ``--verbose``).
+        record: what the runner's ``record`` returned for this cell, once planned (None while planning).
     """
 
     backbone: BackboneChoice
@@ -49,6 +52,7 @@ class Cell:
     batch_size: int = 4
     ranks: Ranks = field(default_factory=Ranks)
     log: Callable[[str], None] = field(default=lambda _line: None)
+    record: dict[str, Any] | None = None
 
     @property
     def name(self) -> str:
@@ -59,19 +63,18 @@ class Cell:
         """The row's network: given in the spec, or detected in its checkpoint file."""
         if self.backbone.arch is not None:
             return self.backbone.arch
-        key = ("architecture", self.backbone.weights)
-        if key not in _BUILT:
+        if self.backbone.weights not in _DETECTED:
             from ..backbone.weights.checkpoints import inspect_checkpoint
 
-            _BUILT[key] = inspect_checkpoint(self.backbone.weights).get("architecture")
-        from ..errors import CheckpointError
+            _DETECTED[self.backbone.weights] = inspect_checkpoint(self.backbone.weights).get("architecture")
+        if _DETECTED[self.backbone.weights] is None:
+            from ..errors import CheckpointError
 
-        if _BUILT[key] is None:
             raise CheckpointError(
                 f"{self.backbone.weights}: the architecture of this checkpoint cannot be told from its keys",
                 hint=f'add arch = "..." to the [[backbone]] entry {self.backbone.label!r}',
             )
-        return _BUILT[key]
+        return _DETECTED[self.backbone.weights]
 
     def extractor(self, protocol: Protocol, resize: str | None = None, **features: Any) -> FeatureExtractor:
         """The row's backbone under ``protocol``'s feature side, the column's layer/stride overrides applied.

@@ -47,7 +47,8 @@ def prepare(cell: Cell) -> list[str]:
     dataset = _dataset(cell)
     results = cell.folder / RESULTS
     results.mkdir(parents=True, exist_ok=True)
-    opened = open_results(results, _run_record(cell), overwrite=True)  # the bench owns the folder
+    run = RunRecord.from_dict(cell.record, str(cell.folder)) if cell.record else _run_record(cell)
+    opened = open_results(results, run, overwrite=True)  # the bench owns the folder
     return pending_sequences(results, opened, dataset.sequences)
 
 

@@ -26,6 +26,8 @@ The runner contract (a module, imported only when a cell runs)::
     def prepare(cell: Cell) -> list[str]       # main rank: open the cell's outputs; the parts still to do
     def run_part(cell: Cell, part: str) -> None    # any rank: one part, committed inside cell.folder
     def finish(cell: Cell) -> CellResult       # one rank, once every part is committed: the scores
+
+Once planned, ``cell.record`` holds what ``record`` returned, so the other functions need not rebuild it.
 """
 
 from __future__ import annotations

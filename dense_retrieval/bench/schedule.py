@@ -27,6 +27,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from ..backbone.weights.reuse import reuse_loaded_checkpoints
 from ..data.outputs import check_output, locked, remove_owned
 from ..distributed import Ranks
 from ..errors import DenseRetrievalError
@@ -82,6 +83,7 @@ class _Job:
             self.spec.batch_size,
             self.ranks,
             self.log,
+            planned.record.get("run"),
         )
 
     def runner(self, planned: PlannedCell) -> ModuleType:
@@ -98,7 +100,12 @@ def run_bench(spec: BenchSpec, out: str | Path, ranks: Ranks | None = None, log:
     Raises:
         InputError: ``out`` touches an input, holds something else, or a backbone cannot be built.
     """
-    job = _Job(spec, Path(out), ranks or Ranks(), log or (lambda _line: None))
+    with reuse_loaded_checkpoints(2):  # a row's cells build one backbone under their protocols
+        return _run(_Job(spec, Path(out), ranks or Ranks(), log or (lambda _line: None)))
+
+
+def _run(job: _Job) -> dict:
+    spec = job.spec
     error = None
     try:
         check_output(job.out, spec.inputs(), kind="dir")
