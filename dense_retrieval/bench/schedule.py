@@ -128,7 +128,8 @@ def _run(job: _Job) -> dict:
         mine = [units[i] for i in job.ranks.mine(len(units))]
         if job.ranks.is_main:
             job.log(f"bench: {sum(c.todo for c in job.plan)} of {len(job.plan)} cell(s) to run, {len(units)} unit(s)")
-        outcomes = [_run_unit(job, index, part) for index, part in track(mine, len(mine), "bench units", "unit")]
+        shown = track(mine, len(mine), "bench units", "unit") if job.ranks.is_main else mine  # one bar, rank 0's
+        outcomes = [_run_unit(job, index, part) for index, part in shown]
         every = [outcome for share in job.ranks.gather_objects(outcomes) for outcome in share]
         split = [index for index, cell in enumerate(job.plan) if cell.todo and cell.parts is not None]
         for position in job.ranks.mine(len(split)):
