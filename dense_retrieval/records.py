@@ -86,6 +86,9 @@ class RunRecord:
             missing = [key for key in keys if key not in value]
             if missing:
                 raise DataFormatError(f"{source}: the run record's {section!r} lacks {', '.join(missing)}")
+        recipe = document["features"]["preprocess"]
+        if not isinstance(recipe, Mapping) or not isinstance(recipe.get("name"), str):
+            raise DataFormatError(f"{source}: the run record's preprocessing is not a recipe object with a name")
         settings = {key: value for key, value in document.items() if key not in ("backbone", "features")}
         return cls(dict(document["backbone"]), dict(document["features"]), settings)
 

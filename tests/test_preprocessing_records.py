@@ -21,6 +21,7 @@ import pytest
 
 from dense_retrieval.backbone.preprocessing import get_preprocessing
 from dense_retrieval.data.synth import make_synthetic_davis
+from dense_retrieval.errors import DataFormatError
 from dense_retrieval.records import RunRecord, upgrade_features
 
 OLD = Path(__file__).parent / "data" / "pre_recipes"
@@ -35,8 +36,10 @@ def test_an_old_record_reads_as_the_recipe_that_made_it():
     assert "interpolation" not in record.features
     # a current record is left as it is; an unknown filter is not guessed (the shape check then names it)
     assert upgrade_features(record.features) == record.features
-    with pytest.raises(Exception, match="lacks preprocess"):
+    with pytest.raises(DataFormatError, match="lacks preprocess"):
         RunRecord.from_dict({**document["run"], "features": {**features, "interpolation": "lanczos"}}, "odd")
+    with pytest.raises(DataFormatError, match="not a recipe object"):
+        RunRecord.from_dict({**document["run"], "features": {**record.features, "preprocess": "dino"}}, "odd")
 
 
 @pytest.mark.weights

@@ -64,8 +64,6 @@ def features(
     contiguous share of the images/frames into a part next to --out (kept for a rerun), and rank 0 joins the
     parts into --out: the same arrays, names and metadata as one process writes.
     """
-    from dataclasses import replace
-
     from .. import __version__
     from ..backbone.preprocessing import get_preprocessing
     from ..data.feature_store import write_feature_store
@@ -78,15 +76,14 @@ def features(
     check_output(out, [*inputs, *([checkpoint] if checkpoint else [])], kind="file")
     if out.exists() and not overwrite:
         raise OutputExistsError(f"{out} already exists", hint="pass --overwrite or choose another --out")
+    decoder = get_preprocessing(preprocess).decode
+    names, _ = open_sources(inputs, decoder=decoder)
     protocol = SEGMENT_INDEX
     config = backbone_config(protocol, backbone, weights, checkpoint, layer, output_stride, stride_mode)
-    feature_config = protocol.features_for(config.name).features(
-        resize=resize, preprocess=preprocess, l2_normalize=l2, batch_size=batch_size
-    )
-    decoder = get_preprocessing(feature_config.preprocess).decode
-    names, _ = open_sources(inputs, decoder=decoder)
     with session() as ranks:
-        feature_config = replace(feature_config, device=ranks.device(device))
+        feature_config = protocol.features_for(config.name).features(
+            resize=resize, preprocess=preprocess, l2_normalize=l2, batch_size=batch_size, device=ranks.device(device)
+        )
         extractor = make_extractor(config, feature_config)
         if ranks.is_main:
             info(

@@ -240,7 +240,10 @@ def index_info(index: IndexArgument, json_output: JsonOption = False) -> None:
         f"backbone    {backbone['name']} {backbone['layer']} stride {backbone['stride']} ({backbone['stride_mode']}), "
         f"weights {backbone['weights']}"
     )
-    typer.echo(f"features    resize {features['resize']}, pooling {record.settings.get('pooling')}")
+    typer.echo(
+        f"features    resize {features['resize']}, preprocessing {features['preprocess'].get('name')}, "
+        f"pooling {record.settings.get('pooling')}"
+    )
 
 
 def _proposal_inputs(*paths: Path | None) -> list[Path]:
