@@ -197,8 +197,8 @@ class FeatureExtractor:
 
         for item in track(inputs, total=total, desc=desc or "features", unit="img"):
             image = self.prepare(image_of(item))
-            changed = image.shape != prepared[0].shape or image.dtype != prepared[0].dtype if prepared else False
-            if prepared and (changed or len(prepared) == self.config.batch_size):
+            full = len(prepared) == self.config.batch_size
+            if prepared and (full or image.shape != prepared[0].shape or image.dtype != prepared[0].dtype):
                 yield from flush()
             prepared.append(image)
             waiting.append((item, tuple(image.shape[:2])))
