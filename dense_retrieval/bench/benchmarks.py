@@ -3,6 +3,7 @@ goes"). A new benchmark is one :class:`~.registry.Benchmark` in :data:`BENCHMARK
 
 from __future__ import annotations
 
+from ..backbone.preprocessing import PREPROCESSING_NAMES
 from ..backbone.specs import STRIDE_MODES
 from ..data.davis import YEARS
 from ..errors import InputError
@@ -14,8 +15,9 @@ FEATURE_SETTINGS = (
     Setting("layer", "text", help="feature layer by name (default: the protocol's, e.g. layer3 for ResNets)"),
     Setting("output_stride", "integer", minimum=1, help="8, 16 or 32 (default: the protocol's)"),
     Setting("stride_mode", "text", choices=STRIDE_MODES, help="remove (CRW) or dilate (DeepLab)"),
+    Setting("preprocess", "text", choices=PREPROCESSING_NAMES, help="the input recipe (default: the protocol's)"),
 )
-"""Backbone overrides every benchmark accepts: they replace single fields of the benchmark's protocol."""
+"""Backbone and input overrides every benchmark accepts: they replace single fields of the benchmark's protocol."""
 
 DAVIS = Benchmark(
     name="davis",

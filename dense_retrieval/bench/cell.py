@@ -77,7 +77,7 @@ class Cell:
         return _DETECTED[self.backbone.weights]
 
     def extractor(self, protocol: Protocol, resize: str | None = None, **features: Any) -> FeatureExtractor:
-        """The row's backbone under ``protocol``'s feature side, the column's layer/stride overrides applied.
+        """The row's backbone under ``protocol``'s feature side, the column's layer/stride/preprocess overrides applied.
 
         Args:
             protocol: the benchmark's protocol (``protocols.CRW``, ``MASKCONTRAST`` ...).
@@ -96,7 +96,10 @@ class Cell:
             self.settings.get("stride_mode"),
         )
         device = self.ranks.device(self.device)
-        feature_config = side.features(resize=resize, device=device, batch_size=self.batch_size, **features)
+        preprocess = self.settings.get("preprocess")
+        feature_config = side.features(
+            resize=resize, preprocess=preprocess, device=device, batch_size=self.batch_size, **features
+        )
         key = ("extractor", config, feature_config)
         if key not in _BUILT:
             _BUILT.clear()  # one network at a time in memory

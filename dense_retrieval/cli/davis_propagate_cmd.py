@@ -15,6 +15,7 @@ from .options import (
     CheckpointOption,
     LayerOption,
     OutputStrideOption,
+    PreprocessOption,
     ProtocolResizeOption,
     StrideModeOption,
     WeightsOption,
@@ -29,6 +30,7 @@ from .propagation_options import (
     TopkOption,
     propagation_config,
     propagation_extractor,
+    propagation_preprocess,
     propagation_setup,
 )
 
@@ -64,6 +66,7 @@ def propagate(
     output_stride: OutputStrideOption = None,
     stride_mode: StrideModeOption = CRW.features.stride_mode,
     resize: ProtocolResizeOption = None,
+    preprocess: PreprocessOption = None,
     l2: L2Option = CRW.features.l2_normalize,
     preset_name: PresetOption = None,
     temperature: TemperatureOption = None,
@@ -90,17 +93,29 @@ def propagate(
 
     protocol, architecture = propagation_setup(preset_name, backbone, checkpoint)
     config = propagation_config(protocol, temperature, topk, radius, context)
+    preprocess = propagation_preprocess(protocol, architecture, preprocess)
     dataset = DavisDataset(davis_root, year=year, split=split, resolution=resolution)
     names = [name.strip() for name in sequences.split(",") if name.strip()] if sequences else None
     with session() as ranks:
         extractor = propagation_extractor(
-            protocol, architecture, weights, checkpoint, layer, output_stride, stride_mode, resize, l2, batch_size,
+            protocol,
+            architecture,
+            weights,
+            checkpoint,
+            layer,
+            output_stride,
+            stride_mode,
+            resize,
+            l2,
+            batch_size,
             ranks.device(device),
-        )  # fmt: skip
+            preprocess,
+        )
         described = extractor.backbone.describe()
         info(
             f"davis propagate: {protocol.name} protocol, {described['name']} {described['layer']} stride "
-            f"{described['stride']}, weights {described['weights']}; writing into {out}/ with {ranks.world} rank(s)"
+            f"{described['stride']}, weights {described['weights']}, {preprocess} preprocessing; writing into "
+            f"{out}/ with {ranks.world} rank(s)"
         )
         summary = propagate_davis(dataset, out, extractor, config, names, overwrite=overwrite, log=info, ranks=ranks)
     if not ranks.is_main:
