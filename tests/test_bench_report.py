@@ -126,3 +126,19 @@ def test_a_cell_record_of_another_shape_is_unreadable_not_trusted(bench):
     path.write_text(json.dumps(document))
     view = load_matrix(bench).cells[("tiny@ep1", "davis")]
     assert view.status == "unreadable" and "'detail'" in view.error
+
+
+def test_the_report_command_runs_without_torch(bench, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import PROJECT_ROOT
+
+    code = (
+        "import sys; from typer.testing import CliRunner; from dense_retrieval.cli import app; "
+        f"r = CliRunner().invoke(app, ['bench', 'report', {str(bench)!r}, '--out', {str(tmp_path / 'r')!r}]); "
+        "print(r.exit_code, 'torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120)
+    assert done.stdout.split() == ["0", "False"], done.stderr
+    assert (tmp_path / "r" / "report.png").is_file()

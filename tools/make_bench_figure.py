@@ -67,9 +67,9 @@ def main() -> None:
         data = [work / "voc" / "JPEGImages", work / "davis" / "JPEGImages" / "480p"]
         run_pretraining(data, recipe, RunOptions(out=work / "run", keep_every=1, workers=0, device="cpu"), print)
         (work / "bench.toml").write_text(SPEC)
-        run_bench(read_spec(work / "bench.toml"), work / "out", log=print)
-        matrix = load_matrix(work / "out")
-        files = write_report(matrix, work / "out" / "report")
+        run_bench(read_spec(work / "bench.toml"), work / "synthetic-matrix", log=print)
+        matrix = load_matrix(work / "synthetic-matrix")
+        files = write_report(matrix, work / "synthetic-matrix" / "report")
         args.docs.mkdir(parents=True, exist_ok=True)
         shutil.copy(files["report.png"], args.docs / "bench_report.png")
         rows = table_rows(matrix)

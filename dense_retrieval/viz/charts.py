@@ -131,7 +131,7 @@ def matrix_chart(
                 axes.text(position, bar.get_height() + 0.01, f"{100 * value:.1f}", ha="center", fontsize=7)
         axes.set_xticks(positions, labels, rotation=35, ha="right", fontsize=7)
         axes.set_ylim(0, _top(values))
-        axes.yaxis.set_major_formatter(PercentFormatter(xmax=1))
+        axes.yaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=0))
         axes.set_title(f"{name}: {metric}", fontsize=9)
         if rows == 2:
             _epoch_panel(grid[1][index], name, metric, curves.get(name, {}))
@@ -156,7 +156,7 @@ def _epoch_panel(axes, name: str, metric: str, runs: Mapping[str, Sequence[tuple
             axes.plot([e for e, _ in kept], [v for _, v in kept], marker="o", linewidth=1.2, label=run)
     axes.set_ylim(0, _top(every))
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.yaxis.set_major_formatter(PercentFormatter(xmax=1))
+    axes.yaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=0))
     axes.set_xlabel("epoch", fontsize=8)
     axes.set_ylabel(metric, fontsize=8)
     axes.set_title(f"{name}: {metric} against the epoch", fontsize=9)
