@@ -90,40 +90,21 @@ class _Job:
         return importlib.import_module(self.spec.benchmarks[planned.column].benchmark.runner)
 
 
-def run_bench(spec: BenchSpec, out: str | Path, ranks: Ranks | None = None, log: Callable[[str], None] | None = None):
-    """Run every cell of ``spec`` into the bench folder ``out`` (module docstring); returns the plan's outcome.
+def run_bench(
+    spec: BenchSpec, out: str | Path, ranks: Ranks | None = None, log: Callable[[str], None] | None = None
+) -> dict:
+    """Run every cell of ``spec`` into the bench folder ``out`` (module docstring); call it on every rank.
 
     Returns:
-        ``{"out", "ranks", "cells": [{"backbone", "benchmark", "status", "skipped"}, ...]}`` (the scores are in
-        the cell records: :func:`~dense_retrieval.bench.report.load_matrix`).
+        ``{"out", "ranks", "cells": [{"backbone", "benchmark", "ran"}, ...]}``: ``ran`` False for a cell kept
+        from an earlier run. The numbers are in the cell records (:func:`~dense_retrieval.bench.report.load_matrix`).
 
     Raises:
-        InputError: ``out`` touches an input, holds something else, or a backbone cannot be built.
+        InputError: ``out`` touches an input, holds something else, or a backbone or data root is bad.
     """
-    with reuse_loaded_checkpoints(2):  # a row's cells build one backbone under their protocols
-        return _run(_Job(spec, Path(out), ranks or Ranks(), log or (lambda _line: None)))
-
-
-def _run(job: _Job) -> dict:
-    spec = job.spec
-    error = None
-    try:
-        check_output(job.out, spec.inputs(), kind="dir")
-    except Exception as caught:  # noqa: BLE001 - every rank stops with the same error
-        error = caught
-    job.ranks.agree(error)
-    with contextlib.ExitStack() as held:
-        plan, error = None, None
-        if job.ranks.is_main:
-            try:
-                plan = _plan(job)  # read-only: a refused run writes nothing
-                job.out.mkdir(parents=True, exist_ok=True)
-                held.enter_context(locked(job.out, "bench folder"))
-                _open(job, plan)
-            except Exception as caught:  # noqa: BLE001
-                error = caught
-        job.ranks.agree(error)
-        job.plan = job.ranks.broadcast_object(plan)
+    job = _Job(spec, Path(out), ranks or Ranks(), log or (lambda _line: None))
+    with reuse_loaded_checkpoints(2), contextlib.ExitStack() as held:  # a row builds one backbone per protocol
+        _start(job, held)
         units = [(i, part) for i, cell in enumerate(job.plan) if cell.todo for part in _parts(cell)]
         mine = [units[i] for i in job.ranks.mine(len(units))]
         if job.ranks.is_main:
@@ -137,14 +118,34 @@ def _run(job: _Job) -> dict:
         job.ranks.barrier()
         if job.ranks.is_main:
             write_bench(job.out, spec.as_dict(), *_axes(spec), "complete", job.ranks.world)
+    cells = [(spec.backbones[c.row].label, spec.benchmarks[c.column].name, c.todo) for c in job.plan]
     return {
         "out": str(job.out),
         "ranks": job.ranks.world,
-        "cells": [
-            {"backbone": spec.backbones[c.row].label, "benchmark": spec.benchmarks[c.column].name, "ran": c.todo}
-            for c in job.plan
-        ],
+        "cells": [{"backbone": row, "benchmark": column, "ran": ran} for row, column, ran in cells],
     }
+
+
+def _start(job: _Job, held: contextlib.ExitStack) -> None:
+    """Every rank: the output checked; the main rank plans (read-only), takes the folder and opens it; the plan is
+    shared. An error on any rank stops every rank with that error."""
+    error = None
+    try:
+        check_output(job.out, job.spec.inputs(), kind="dir")
+    except Exception as caught:  # noqa: BLE001 - every rank stops with the same error
+        error = caught
+    job.ranks.agree(error)
+    plan, error = None, None
+    if job.ranks.is_main:
+        try:
+            plan = _plan(job)  # read-only: a refused run writes nothing
+            job.out.mkdir(parents=True, exist_ok=True)
+            held.enter_context(locked(job.out, "bench folder"))
+            _open(job, plan)
+        except Exception as caught:  # noqa: BLE001
+            error = caught
+    job.ranks.agree(error)
+    job.plan = job.ranks.broadcast_object(plan)
 
 
 def _parts(cell: PlannedCell) -> list[str | None]:
