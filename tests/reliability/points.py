@@ -45,7 +45,7 @@ DAVIS_POINTS = {
     "first-sequence-masks": {"audit": "open", "match": "*/res/.synth-00-*.tmp/*", "occurrence": 3},
     "first-sequence-swapped": {"function": ["dense_retrieval.data.atomic:atomic_directory"], "line": "then()"},
     "between-sequences": {
-        "function": ["dense_retrieval.vos.davis_run:_propagate_locked"],
+        "function": ["dense_retrieval.vos.results_run:_propagate_locked", "dense_retrieval.vos.davis_run:_propagate_locked"],
         "line": ": propagating",
         "occurrence": 2,
     },
