@@ -24,10 +24,11 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from .config import CRW_KEYPOINTS
 
-DEFAULT_SIGMA = 0.5
+DEFAULT_SIGMA = CRW_KEYPOINTS.sigma
 """CRW's Gaussian width on the feature grid, in cells."""
-DEFAULT_READOUT_TOPK = 3
+DEFAULT_READOUT_TOPK = CRW_KEYPOINTS.readout_topk
 """CRW's ``process_pose``: a joint is the weighted mean of its 3 best cells."""
 
 

@@ -21,13 +21,13 @@ from ..labels import VOID
 from ..propagation.config import PropagationConfig
 from ..propagation.labels import grid_to_labels, labels_to_grid
 from ..propagation.propagator import LabelPropagator
-from ..records import RunRecord
+from ..records import RESULTS_RECORD, RunRecord
 from ..runtime import ahead, split_threads
 
 AHEAD_FRAMES = 2
 """Frames read and embedded ahead of the propagation by default (memory: this many feature maps and frames)."""
 
-RECORD = "propagation.json"
+RECORD = RESULTS_RECORD
 """The run record a results folder keeps: what made its masks (:class:`~dense_retrieval.records.RunRecord`)."""
 
 

@@ -26,8 +26,8 @@ from .. import __version__
 from ..data.atomic import write_json
 from ..data.outputs import check_output, locked, remove_owned
 from ..errors import ConfigMismatchError, DataFormatError, InputError, OutputExistsError
+from ..records import RESULTS_RECORD as RECORD
 from ..records import RunRecord, read_propagation_record
-from .frames import RECORD
 
 _LEFTOVER = re.compile(r"^\..+\.(tmp|old)(\.\w+)?$")
 
