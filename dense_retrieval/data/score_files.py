@@ -27,7 +27,7 @@ def write_score_files(tables: Mapping[Path, tuple[list[str], list[list]]], repor
                 writer.writerow(header)
                 writer.writerows([_cell(value) for value in row] for row in rows)
         with open(temporary[report_path], "w", encoding="utf-8") as handle:
-            json.dump(report, handle, indent=2, default=str)
+            json.dump(report, handle, indent=2, default=str, allow_nan=False)
             handle.write("\n")
 
 
@@ -37,3 +37,8 @@ def _cell(value: object) -> str:
     return str(value)
 
 
+
+
+def json_number(value: float) -> float | None:
+    """``value`` as JSON can hold it: NaN and infinities (a class never seen, a joint never scored) become null."""
+    return float(value) if math.isfinite(value) else None

@@ -24,7 +24,7 @@ from ..data.davis_results import check_outputs
 from ..data.jhmdb import JOINTS, JhmdbDataset
 from ..data.keypoint_results import JOINTS_FILE, read_joints_file
 from ..data.outputs import check_output
-from ..data.score_files import write_score_files
+from ..data.score_files import json_number, write_score_files
 from ..errors import InputError
 from ..metrics.conventions import PCKConventions
 from ..metrics.pck import PCKScores, normalised_errors, pck
@@ -58,7 +58,7 @@ class JhmdbEvaluation:
 
     def headline(self) -> dict[str, float]:
         """``{"PCK@0.1": ..., "PCK@0.2": ...}``: the mean over joints at every threshold (fractions)."""
-        return {f"PCK@{t:g}": float(v) for t, v in zip(self.scores.thresholds, self.scores.mean, strict=True)}
+        return {f"PCK@{t:g}": json_number(v) for t, v in zip(self.scores.thresholds, self.scores.mean, strict=True)}
 
     def report(self, files: dict[str, Path] | None = None) -> dict:
         header, rows = self.table()
@@ -74,7 +74,10 @@ class JhmdbEvaluation:
                 "mean": "the mean over joints of the per-joint PCK (CRW's eval_pck.py)",
             },
             "pck": self.headline(),
-            "per_joint": [dict(zip(header, row, strict=True)) for row in rows],
+            "per_joint": [
+                {key: json_number(v) if isinstance(v, float) else v for key, v in zip(header, row, strict=True)}
+                for row in rows
+            ],
             "videos": self.videos,
             "num_videos": len(self.videos),
             "frames_scored": sum(v["frames_scored"] for v in self.videos),

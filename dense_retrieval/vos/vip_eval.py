@@ -25,7 +25,7 @@ from PIL import Image
 from .. import __version__
 from ..data.davis_results import check_outputs, read_labels
 from ..data.outputs import check_output
-from ..data.score_files import write_score_files
+from ..data.score_files import json_number, write_score_files
 from ..data.vip import CLASSES, VipDataset
 from ..errors import DataFormatError, InputError
 from ..metrics.conventions import PartConventions
@@ -83,9 +83,9 @@ class VipEvaluation:
                 "confusion": "one matrix over every scored frame of every video; IoU = TP / (TP + FP + FN)",
                 "resize": "predictions of another size are resized to the annotation, nearest-neighbour",
             },
-            "miou": self.miou,
-            "pixel_accuracy": self.pixel_accuracy,
-            "per_class": [dict(zip(header, row, strict=True)) for row in rows[:-1]],
+            "miou": json_number(self.miou),
+            "pixel_accuracy": json_number(self.pixel_accuracy),
+            "per_class": [{"class": name, "IoU": json_number(iou), "pixels": n} for name, iou, n in rows[:-1]],
             "videos": self.videos,
             "num_videos": len(self.videos),
             "frames_scored": sum(v["frames_scored"] for v in self.videos),
@@ -128,7 +128,7 @@ def evaluate_vip(
                 predicted, resized = np.asarray(image), resized + 1
             meter.update(predicted, truth)
         total += meter.confusion
-        per_video.append({"video": name, "frames_scored": len(stems), "miou": meter.miou(absent="skip")})
+        per_video.append({"video": name, "frames_scored": len(stems), "miou": json_number(meter.miou(absent="skip"))})
     seconds = time.perf_counter() - started
     return VipEvaluation(dataset.root, results, dataset.list_path, conventions, total, per_video, resized, seconds)
 
