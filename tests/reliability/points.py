@@ -40,12 +40,18 @@ BUILD_POINTS = {
     "old-index-removing": {"audit": "shutil.rmtree", "match": "*idx*"},
 }
 
+# the loop over videos of every results folder (vos/results_run.py; before: vos/davis_run.py)
+_PROPAGATE_LOOP = [
+    "dense_retrieval.vos.results_run:_propagate_locked",
+    "dense_retrieval.vos.davis_run:_propagate_locked",
+]
+
 # `davis propagate` of the synthetic set (sequences synth-00-..., synth-01-...) into a folder "res"
 DAVIS_POINTS = {
     "first-sequence-masks": {"audit": "open", "match": "*/res/.synth-00-*.tmp/*", "occurrence": 3},
     "first-sequence-swapped": {"function": ["dense_retrieval.data.atomic:atomic_directory"], "line": "then()"},
     "between-sequences": {
-        "function": ["dense_retrieval.vos.results_run:_propagate_locked", "dense_retrieval.vos.davis_run:_propagate_locked"],
+        "function": _PROPAGATE_LOOP,
         "line": ": propagating",
         "occurrence": 2,
     },
