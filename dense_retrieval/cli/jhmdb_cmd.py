@@ -114,15 +114,19 @@ def propagate(
 ) -> None:
     start_output(json_output)
     from ..data.jhmdb import JhmdbDataset
+    from ..errors import InputError
     from ..propagation.config import KeypointConfig
-    from ..vos.jhmdb_run import propagate_jhmdb
+    from ..vos.jhmdb_run import OVERLAYS, propagate_jhmdb
+    from ..vos.results_run import select_names
 
     protocol, architecture = benchmark_setup("jhmdb", preset_name, backbone, checkpoint)
     config = propagation_config(protocol, temperature, topk, radius, context)
     keypoints = KeypointConfig(sigma=sigma, readout_topk=readout_topk)
     dataset = JhmdbDataset(jhmdb_root, split=split, splits=splits)
-    names = _names(videos)
-    extractor = propagation_extractor(
+    names = select_names(dataset.videos, _names(videos), f"the test videos of JHMDB split {split}")
+    if overlay is not None and overlay not in OVERLAYS:
+        raise InputError(f"unknown overlay {overlay!r}", hint=f"use one of {', '.join(OVERLAYS)}")
+    extractor = propagation_extractor(  # the network is loaded once the inputs are known to be good
         protocol, architecture, weights, checkpoint, layer, output_stride, stride_mode, resize, l2, batch_size, device
     )
     described = extractor.backbone.describe()

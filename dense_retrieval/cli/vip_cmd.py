@@ -102,12 +102,17 @@ def propagate(
 ) -> None:
     start_output(json_output)
     from ..data.vip import VipDataset
-    from ..vos.vip_run import propagate_vip
+    from ..errors import InputError
+    from ..vos.results_run import select_names
+    from ..vos.vip_run import OVERLAYS, propagate_vip
 
     protocol, architecture = benchmark_setup("vip", preset_name, backbone, checkpoint)
     config = propagation_config(protocol, temperature, topk, radius, context)
     dataset = VipDataset(vip_root, video_list)
-    extractor = propagation_extractor(
+    names = select_names(dataset.videos, _names(videos), f"the VIP list {dataset.list_path}")
+    if overlay is not None and overlay not in OVERLAYS:
+        raise InputError(f"unknown overlay {overlay!r}", hint=f"use one of {', '.join(OVERLAYS)}")
+    extractor = propagation_extractor(  # the network is loaded once the inputs are known to be good
         protocol, architecture, weights, checkpoint, layer, output_stride, stride_mode, resize, l2, batch_size, device
     )
     described = extractor.backbone.describe()
@@ -115,7 +120,7 @@ def propagate(
         f"vip propagate: {protocol.name} protocol, {described['name']} {described['layer']} stride "
         f"{described['stride']}, weights {described['weights']}; writing into {out}/"
     )
-    summary = propagate_vip(dataset, out, extractor, config, _names(videos), overwrite, overlay, log=info)
+    summary = propagate_vip(dataset, out, extractor, config, names, overwrite, overlay, log=info)
     if json_output:
         print_json(summary)
         return
