@@ -67,3 +67,15 @@ def start_at_point(args: list[str], point: dict, signal: str, workdir: Path, cwd
     spec.write_text(json.dumps({"point": point, "signal": signal, "hit_file": str(hit)}))
     command = cli_command([])[:1] + [str(KILLPOINT), str(spec), "--", *map(str, args)]
     return start_child(command, cwd=cwd), hit
+
+# `jhmdb propagate` / `vip propagate` of the reliability sets (videos synth_run_01, synth_walk_00 / videos1,
+# videos2) into a folder "res": the per-video commit (folder swapped in, record written) and just before it
+_VIDEO_COMMIT = {"function": ["dense_retrieval.data.atomic:atomic_directory"], "line": "then()"}
+JHMDB_POINTS = {
+    "first-video-joints": {"audit": "open", "match": "*/res/.synth_run_01*.tmp/*"},
+    "first-video-committing": _VIDEO_COMMIT,
+    "between-videos": {"function": _PROPAGATE_LOOP, "line": ": propagating", "occurrence": 2},
+}
+VIP_POINTS = {
+    "first-video-committing": _VIDEO_COMMIT,
+}
