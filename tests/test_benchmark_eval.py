@@ -137,3 +137,27 @@ def test_vip_evaluation_refuses_a_missing_or_out_of_range_prediction(vip, tmp_pa
     with pytest.raises(DataFormatError, match="no prediction"):
         run_vip_evaluation(vip, results)
     assert not list(results.glob("parts_*"))
+
+
+def test_both_evaluations_run_without_torch(jhmdb, vip, tmp_path):
+    """Scoring needs no network: `jhmdb evaluate` and `vip evaluate` never import torch (house rule 11)."""
+    import subprocess
+    import sys
+
+    joints, parts = tmp_path / "joints", tmp_path / "parts"
+    write_predictions(jhmdb, joints, 0.0)
+    for name in vip.videos:
+        for stem in vip.video(name).annotated:
+            write_label_png(parts / name / f"{stem}.png", np.zeros((48, 64), np.uint8))
+    for args in (
+        ["jhmdb", "evaluate", "--jhmdb-root", str(jhmdb.root), "--results", str(joints), "--json"],
+        ["vip", "evaluate", "--vip-root", str(vip.root), "--results", str(parts), "--json"],
+    ):
+        code = (
+            "import sys\nfrom dense_retrieval.cli import app\n"
+            f"try:\n    app({args!r})\nexcept SystemExit as exit:\n    assert exit.code == 0, exit.code\n"
+            "print('torch loaded:', 'torch' in sys.modules, file=sys.stderr)\n"
+        )
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert "torch loaded: False" in done.stderr, done.stderr
+        assert json.loads(done.stdout)["benchmark"] == args[0]
