@@ -94,7 +94,8 @@ def main() -> None:
         threads = torch.get_num_threads()
         torch.set_num_threads(split_threads(threads)[0])  # as many threads as the loop gives its features
         started = time.perf_counter()  # the reference, right after on the same frames: the same load
-        for _ in extractor.stream((read_image(path) for path in video), total=len(video)):
+        decoder = extractor.preprocessing.decode
+        for _ in extractor.stream((read_image(path, decoder) for path in video), total=len(video)):
             pass
         torch.set_num_threads(threads)
         if index:

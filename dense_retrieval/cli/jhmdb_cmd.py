@@ -18,6 +18,7 @@ from .options import (
     CheckpointOption,
     LayerOption,
     OutputStrideOption,
+    PreprocessOption,
     StrideModeOption,
     WeightsOption,
 )
@@ -31,6 +32,7 @@ from .propagation_options import (
     benchmark_setup,
     propagation_config,
     propagation_extractor,
+    propagation_preprocess,
 )
 
 RootOption = Annotated[
@@ -89,6 +91,7 @@ def propagate(
     resize: Annotated[
         str | None, typer.Option("--resize", help="Network input (default: the protocol's, fixed:320x320).")
     ] = None,
+    preprocess: PreprocessOption = None,
     l2: L2Option = CRW_JHMDB.features.l2_normalize,
     preset_name: Annotated[
         str | None,
@@ -121,18 +124,20 @@ def propagate(
 
     protocol, architecture = benchmark_setup("jhmdb", preset_name, backbone, checkpoint)
     config = propagation_config(protocol, temperature, topk, radius, context)
+    preprocess = propagation_preprocess(protocol, architecture, preprocess)
     keypoints = KeypointConfig(sigma=sigma, readout_topk=readout_topk)
     dataset = JhmdbDataset(jhmdb_root, split=split, splits=splits)
     names = select_names(dataset.videos, _names(videos), f"the test videos of JHMDB split {split}")
     if overlay is not None and overlay not in OVERLAYS:
         raise InputError(f"unknown overlay {overlay!r}", hint=f"use one of {', '.join(OVERLAYS)}")
     extractor = propagation_extractor(  # the network is loaded once the inputs are known to be good
-        protocol, architecture, weights, checkpoint, layer, output_stride, stride_mode, resize, l2, batch_size, device
-    )
+        protocol, architecture, weights, checkpoint, layer, output_stride, stride_mode, resize, l2, batch_size, device,
+        preprocess,
+    )  # fmt: skip
     described = extractor.backbone.describe()
     info(
         f"jhmdb propagate: {protocol.name} protocol, {described['name']} {described['layer']} stride "
-        f"{described['stride']}, weights {described['weights']}; writing into {out}/"
+        f"{described['stride']}, weights {described['weights']}, {preprocess} preprocessing; writing into {out}/"
     )
     summary = propagate_jhmdb(
         dataset, out, extractor, config, keypoints, names, overwrite=overwrite, overlay=overlay, log=info

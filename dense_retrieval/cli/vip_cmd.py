@@ -17,6 +17,7 @@ from .options import (
     CheckpointOption,
     LayerOption,
     OutputStrideOption,
+    PreprocessOption,
     StrideModeOption,
     WeightsOption,
 )
@@ -30,6 +31,7 @@ from .propagation_options import (
     benchmark_setup,
     propagation_config,
     propagation_extractor,
+    propagation_preprocess,
 )
 
 RootOption = Annotated[Path, typer.Option("--vip-root", help="VIP_Fine folder with Images/, Category_ids/, lists/.")]
@@ -83,6 +85,7 @@ def propagate(
     resize: Annotated[
         str | None, typer.Option("--resize", help="Network input (default: the protocol's, fixed:560x560).")
     ] = None,
+    preprocess: PreprocessOption = None,
     l2: L2Option = CRW_VIP.features.l2_normalize,
     preset_name: Annotated[
         str | None,
@@ -108,17 +111,19 @@ def propagate(
 
     protocol, architecture = benchmark_setup("vip", preset_name, backbone, checkpoint)
     config = propagation_config(protocol, temperature, topk, radius, context)
+    preprocess = propagation_preprocess(protocol, architecture, preprocess)
     dataset = VipDataset(vip_root, video_list)
     names = select_names(dataset.videos, _names(videos), f"the VIP list {dataset.list_path}")
     if overlay is not None and overlay not in OVERLAYS:
         raise InputError(f"unknown overlay {overlay!r}", hint=f"use one of {', '.join(OVERLAYS)}")
     extractor = propagation_extractor(  # the network is loaded once the inputs are known to be good
-        protocol, architecture, weights, checkpoint, layer, output_stride, stride_mode, resize, l2, batch_size, device
-    )
+        protocol, architecture, weights, checkpoint, layer, output_stride, stride_mode, resize, l2, batch_size, device,
+        preprocess,
+    )  # fmt: skip
     described = extractor.backbone.describe()
     info(
         f"vip propagate: {protocol.name} protocol, {described['name']} {described['layer']} stride "
-        f"{described['stride']}, weights {described['weights']}; writing into {out}/"
+        f"{described['stride']}, weights {described['weights']}, {preprocess} preprocessing; writing into {out}/"
     )
     summary = propagate_vip(dataset, out, extractor, config, names, overwrite, overlay, log=info)
     if json_output:

@@ -54,10 +54,11 @@ def propagate_davis_sequence(
     """
     sequence = dataset.sequence(name)
     first = dataset.first_frame_labels(name)
-    first_frame = read_image(sequence.frames[0])
+    decoder = extractor.preprocessing.decode
+    first_frame = read_image(sequence.frames[0], decoder)
     num_labels = check_first_mask(first, first_frame.shape[:2], f"{name}: first-frame annotation")
     start = time.perf_counter()
-    frames = (read_image(path) for path in sequence.frames)
+    frames = (read_image(path, decoder) for path in sequence.frames)
     results = propagate_frames(frames, first, extractor, config, num_labels, len(sequence.frames), desc=name)
     done: list[SequenceResult] = []
     with atomic_directory(Path(out) / name, then=lambda: commit and commit(done[0]), final=False) as folder:

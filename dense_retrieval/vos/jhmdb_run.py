@@ -111,7 +111,7 @@ def propagate_jhmdb_video(
 
     predicted, pictures, grid = [], [], (0, 0)
     step = max(1, math.ceil(len(video.frames) / STRIP_FRAMES))
-    frames = (read_image(path) for path in video.frames)
+    frames = (read_image(path, extractor.preprocessing.decode) for path in video.frames)
     loop = propagate_soft(frames, first_grid, extractor, config, len(video.frames), desc=name)
     for index, (frame, soft) in enumerate(loop):
         grid = tuple(soft.shape[1:])

@@ -152,6 +152,11 @@ def select_names(available: Sequence[str], wanted: Sequence[str] | None, what: s
     return list(dict.fromkeys(wanted))
 
 
+def _recipe_differs(changed: list[str]) -> bool:
+    """Only the preprocessing recipe differs (e.g. a folder made before recipes, read as ``pil-bicubic``)."""
+    return all(key.startswith("features.preprocess.") for key in changed)
+
+
 def _remove_leftovers(out: Path) -> None:
     """Temporary folders and files of interrupted runs inside ``out`` (the run holds ``out``: none is live)."""
     for entry in out.iterdir():
@@ -181,9 +186,11 @@ def _open_record(out: Path, run: RunRecord, overwrite: bool) -> dict:
             previous.setdefault("sequences", {})
             return previous
         if not overwrite:
+            recipe = f"pass --preprocess {recorded.features['preprocess']['name']} to continue it, "
             raise ConfigMismatchError(
                 f"{out} holds results made with another configuration (differs in: {', '.join(changed)})",
-                hint="choose another --out, or pass --overwrite to replace them",
+                hint=f"choose another --out, {recipe if _recipe_differs(changed) else ''}"
+                "or pass --overwrite to replace them",
             )
         links = [name for name in previous["sequences"] if (out / name).is_symlink()]
         if links:

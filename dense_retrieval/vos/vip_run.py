@@ -119,7 +119,7 @@ def propagate_vip_video(
     done: list[VideoResult] = []
     then = (lambda: commit(done[0])) if commit is not None else None
     with atomic_directory(Path(out) / name, then=then, final=False) as folder:
-        frames = (read_image(path) for path in video.frames)
+        frames = (read_image(path, extractor.preprocessing.decode) for path in video.frames)
         loop = propagate_soft(frames, first_grid, extractor, config, len(video.frames), desc=name)
 
         def overlays():
