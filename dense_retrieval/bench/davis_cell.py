@@ -16,15 +16,9 @@ from ..propagation.config import PropagationConfig
 from ..protocols import Protocol, default_propagation_protocol, get_protocol
 from ..records import RunRecord
 from ..vos.davis_eval import run_davis_evaluation
-from ..vos.davis_run import (
-    check_sequence,
-    collect_results,
-    commit_to,
-    open_results,
-    pending_sequences,
-    propagate_davis_sequence,
-)
+from ..vos.davis_run import check_sequence, propagate_davis_sequence, sequence_complete
 from ..vos.frames import run_record
+from ..vos.results_run import collect_results, commit_to, open_results, pending_videos
 from .cell import Cell
 from .registry import CellResult
 
@@ -49,7 +43,7 @@ def prepare(cell: Cell) -> list[str]:
     results.mkdir(parents=True, exist_ok=True)
     run = RunRecord.from_dict(cell.record, str(cell.folder)) if cell.record else _run_record(cell)
     opened = open_results(results, run, overwrite=True)  # the bench owns the folder
-    return pending_sequences(results, opened, dataset.sequences)
+    return pending_videos(results, opened, dataset.sequences, sequence_complete)
 
 
 def run_part(cell: Cell, part: str) -> None:

@@ -7,56 +7,33 @@
 
 A sequence folder appears only when complete (written under a temporary name, then renamed) and is
 counted only once ``propagation.json`` lists it, so an interrupted run resumes where it stopped. A
-folder made with another configuration is never mixed with new results.
-
-Under torchrun (``ranks`` of a :func:`~dense_retrieval.distributed.session`) every rank propagates its share
-of the unfinished sequences into the one folder: the main rank holds the folder's lock and is the only
-writer of ``propagation.json``; the others commit each finished sequence in a file of their own
-(:mod:`.davis_commits`), folded into ``propagation.json`` when every rank is done (or by the next run, when
-the job was killed). The masks are those of one process: each sequence is propagated whole by one rank.
+folder made with another configuration is never mixed with new results (:mod:`.results_run`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from .. import __version__
 from ..backbone.features import FeatureExtractor
-from ..data.atomic import atomic_directory, write_json
+from ..data.atomic import atomic_directory
 from ..data.davis import DavisDataset
 from ..data.images import read_image
 from ..data.masks import read_label_png, write_label_png
-from ..data.outputs import check_output, locked, remove_owned
 from ..distributed import Ranks
-from ..errors import ConfigMismatchError, DataFormatError, InputError, OutputExistsError
+from ..errors import DataFormatError
 from ..propagation.config import PropagationConfig
-from ..records import RunRecord, read_propagation_record
 from ..viz.strip import label_strip, thumbnail
-from .davis_commits import clear_commits, commit_sequence, fold_commits
-from .frames import RECORD, check_first_mask, propagate_frames, run_record
+from .frames import check_first_mask, propagate_frames, run_record
+from .results_run import Commit, VideoResult, propagate_into, select_names
 
-_LEFTOVER = re.compile(r"^\..+\.(tmp|old)(\.\w+)?$")
-
-
-@dataclass(frozen=True)
-class SequenceResult:
-    """One sequence of a run: ``status`` is "done" (propagated now) or "skipped" (already complete)."""
-
-    name: str
-    frames: int
-    objects: int
-    seconds: float
-    status: str
+SequenceResult = VideoResult
+"""One sequence of a run (:class:`~.results_run.VideoResult`)."""
 
 
 def propagate_davis_sequence(
@@ -65,7 +42,7 @@ def propagate_davis_sequence(
     out: str | os.PathLike,
     extractor: FeatureExtractor,
     config: PropagationConfig,
-    commit: Callable[[SequenceResult], None] | None = None,
+    commit: Commit | None = None,
 ) -> SequenceResult:
     """Propagate the first-frame annotation of sequence ``name`` and write ``out/<name>/<frame>.png``.
 
@@ -119,6 +96,9 @@ def propagate_davis(
 ) -> dict:
     """Propagate every (or the named) sequence of ``dataset`` into ``out``, resuming a previous run.
 
+    The folder follows :mod:`.results_run`: one folder per sequence, committed with its record entry; under
+    torchrun (``ranks``) every rank propagates its share of the sequences into the one folder.
+
     Args:
         dataset: the DAVIS root, year, split and resolution.
         out: the results folder.
@@ -127,8 +107,7 @@ def propagate_davis(
         sequences: names to run (default: the split's ImageSets list).
         overwrite: replace results made with another configuration (otherwise an error).
         log: receives one line per sequence (progress for people).
-        ranks: under torchrun, the job's ranks: each propagates its share of the sequences (module docstring).
-            Call it on every rank; the summary is the same on all.
+        ranks: the ranks of a torchrun job (call it on every rank); None: one process.
 
     Returns:
         A summary: the run's configuration and, per sequence, frames, objects, seconds and status.
@@ -138,73 +117,22 @@ def propagate_davis(
         ConfigMismatchError: ``out`` holds results of another configuration and not ``overwrite``.
         OutputExistsError: ``out`` holds other files than a previous run's and not ``overwrite``.
     """
-    out = Path(out)
-    log = log or (lambda _line: None)
-    ranks = ranks or Ranks()
-    error = None
-    try:
-        names = _select(dataset, sequences)
-        for name in names:  # bad input fails before anything is written
-            check_sequence(dataset, name)
-        check_output(out, _inputs(dataset, names), kind="dir")
-    except Exception as caught:  # noqa: BLE001 - every rank stops with the same error
-        error = caught
-    ranks.agree(error)
+    names = select_names(dataset.sequences, sequences, f"the {dataset.year} {dataset.split!r} set")
+    for name in names:  # bad input fails before anything is written (the same on every rank)
+        check_sequence(dataset, name)
     davis = {"root": str(dataset.root.resolve()), "year": dataset.year, "resolution": dataset.resolution}
     run = run_record(extractor, config, davis=davis)
-    if ranks.world > 1:
-        return _propagate_shared(dataset, out, extractor, config, names, run, overwrite, log, ranks)
-    out.mkdir(parents=True, exist_ok=True)
-    with locked(out, "results folder"):
-        return _propagate_locked(dataset, out, extractor, config, names, run, overwrite, log)
+
+    def propagate(name: str, commit: Commit) -> SequenceResult:
+        return propagate_davis_sequence(dataset, name, out, extractor, config, commit)
+
+    inputs = _inputs(dataset, names)
+    return propagate_into(out, inputs, names, run, propagate, sequence_complete, overwrite, log, ranks)
 
 
-def open_results(out: Path, run: RunRecord, overwrite: bool) -> dict:
-    """The record of the results folder ``out`` for ``run`` (the caller holds ``out``): temporary leftovers of
-    killed runs removed, sequences committed by the ranks of a killed torchrun job folded in, a previous
-    record of the same configuration resumed, one of another replaced under ``overwrite`` (else an error)."""
-    _remove_leftovers(out)
-    path = out / RECORD
-    if path.is_file():
-        try:
-            previous = read_propagation_record(json.loads(path.read_text(encoding="utf-8")), str(path))
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, OSError, DataFormatError):
-            previous = None  # _open_record names the problem
-        if previous is not None and fold_commits(out, previous):
-            write_json(path, previous)
-        if previous is not None:
-            clear_commits(out)
-    return _open_record(out, run, overwrite)
-
-
-def pending_sequences(out: Path, record: dict, names: Sequence[str]) -> list[str]:
-    """The sequences of ``names`` that ``record`` does not list as complete in ``out``, in order."""
-    return [name for name in names if not _finished(out, record, name)]
-
-
-def _finished(out: Path, record: dict, name: str) -> bool:
-    done = record["sequences"].get(name)
-    return bool(done) and _complete(out / name, done["frames"])
-
-
-def commit_to(out: Path) -> Callable[[SequenceResult], None]:
-    """The commit of a sequence propagated by one of several processes (:mod:`.davis_commits`)."""
-
-    def commit(result: SequenceResult) -> None:
-        entry = {"frames": result.frames, "objects": result.objects, "seconds": round(result.seconds, 2)}
-        commit_sequence(out, result.name, entry)
-
-    return commit
-
-
-def collect_results(out: Path) -> dict:
-    """Fold every rank's commits into ``out``'s ``propagation.json`` (written once) and return the record."""
-    path = out / RECORD
-    record = read_propagation_record(json.loads(path.read_text(encoding="utf-8")), str(path))
-    fold_commits(out, record)
-    write_json(path, record)
-    clear_commits(out)
-    return record
+def sequence_complete(folder: Path, entry: dict) -> bool:
+    """Whether a recorded sequence's folder holds a mask for each of its frames."""
+    return folder.is_dir() and sum(1 for _ in folder.glob("*.png")) == entry["frames"]
 
 
 def _inputs(dataset: DavisDataset, names: list[str]) -> list[Path]:
@@ -212,119 +140,6 @@ def _inputs(dataset: DavisDataset, names: list[str]) -> list[Path]:
     res = dataset.resolution
     folders = [dataset.root / kind / res / name for name in names for kind in ("JPEGImages", "Annotations")]
     return [*folders, dataset.image_set_path]
-
-
-def _propagate_locked(
-    dataset: DavisDataset,
-    out: Path,
-    extractor: FeatureExtractor,
-    config: PropagationConfig,
-    names: list[str],
-    run: RunRecord,
-    overwrite: bool,
-    log: Callable[[str], None],
-) -> dict:
-    record = open_results(out, run, overwrite)
-    results: list[SequenceResult] = []
-    for position, name in enumerate(names, start=1):
-        done = record["sequences"].get(name)
-        if _finished(out, record, name):
-            log(f"[{position}/{len(names)}] {name}: already complete, skipped")
-            results.append(SequenceResult(name, done["frames"], done["objects"], 0.0, "skipped"))
-            continue
-        log(f"[{position}/{len(names)}] {name}: propagating")
-
-        def commit(result: SequenceResult, name: str = name) -> None:
-            record["sequences"][name] = {
-                "frames": result.frames,
-                "objects": result.objects,
-                "seconds": round(result.seconds, 2),
-            }
-            write_json(out / RECORD, record)
-
-        result = propagate_davis_sequence(dataset, name, out, extractor, config, commit)
-        log(
-            f"[{position}/{len(names)}] {name}: {result.frames} frames, {result.objects} object(s), "
-            f"{result.seconds:.1f} s ({result.frames / max(result.seconds, 1e-9):.2f} frames/s)"
-        )
-        results.append(result)
-    return _summary(out, run, results)
-
-
-def _propagate_shared(
-    dataset: DavisDataset,
-    out: Path,
-    extractor: FeatureExtractor,
-    config: PropagationConfig,
-    names: list[str],
-    run: RunRecord,
-    overwrite: bool,
-    log: Callable[[str], None],
-    ranks: Ranks,
-) -> dict:
-    """Every rank propagates its share of the pending sequences; the main rank holds ``out`` and its record."""
-    with contextlib.ExitStack() as held:
-        pending, error = None, None
-        if ranks.is_main:
-            try:
-                out.mkdir(parents=True, exist_ok=True)
-                held.enter_context(locked(out, "results folder"))
-                record = open_results(out, run, overwrite)
-                pending = pending_sequences(out, record, names)
-            except Exception as caught:  # noqa: BLE001 - every rank stops with the same error
-                error = caught
-        ranks.agree(error)
-        pending = ranks.broadcast_object(pending)
-        mine = [pending[i] for i in ranks.mine(len(pending))]
-        done: list[SequenceResult] = []
-        error = None
-        try:
-            for position, name in enumerate(mine, start=1):
-                log(f"[rank {ranks.rank}: {position}/{len(mine)}] {name}: propagating")
-                done.append(propagate_davis_sequence(dataset, name, out, extractor, config, commit_to(out)))
-        except Exception as caught:  # noqa: BLE001 - the finished sequences stay committed for the next run
-            error = caught
-        ranks.agree(error)
-        everyone = [result for part in ranks.gather_objects(done) for result in part]
-        if ranks.is_main:
-            collect_results(out)
-        ranks.barrier()
-    propagated = {result.name: result for result in everyone}
-    results = [propagated.get(name) or _skipped(out, name) for name in names]
-    return _summary(out, run, results)
-
-
-def _skipped(out: Path, name: str) -> SequenceResult:
-    entry = json.loads((out / RECORD).read_text(encoding="utf-8"))["sequences"][name]
-    return SequenceResult(name, entry["frames"], entry["objects"], 0.0, "skipped")
-
-
-def _summary(out: Path, run: RunRecord, results: list[SequenceResult]) -> dict:
-    propagated = [r for r in results if r.status == "done"]
-    seconds = sum(r.seconds for r in propagated)
-    return {
-        "out": str(out),
-        "record": str(out / RECORD),
-        "run": run.as_dict(),
-        "sequences": {
-            r.name: {"frames": r.frames, "objects": r.objects, "seconds": round(r.seconds, 2), "status": r.status}
-            for r in results
-        },
-        "frames_propagated": sum(r.frames for r in propagated),
-        "frames_per_second": round(sum(r.frames for r in propagated) / seconds, 3) if seconds else None,
-    }
-
-
-def _select(dataset: DavisDataset, sequences: Sequence[str] | None) -> list[str]:
-    if not sequences:
-        return list(dataset.sequences)
-    unknown = [name for name in sequences if name not in dataset.sequences]
-    if unknown:
-        raise InputError(
-            f"sequence(s) {', '.join(unknown)} not in the {dataset.year} {dataset.split!r} set",
-            hint=f"choose among: {', '.join(dataset.sequences)}",
-        )
-    return list(dict.fromkeys(sequences))
 
 
 def check_sequence(dataset: DavisDataset, name: str) -> None:
@@ -336,64 +151,3 @@ def check_sequence(dataset: DavisDataset, name: str) -> None:
     except (OSError, SyntaxError, ValueError) as error:
         raise DataFormatError(f"unreadable frame {sequence.frames[0]}: {error}") from None
     check_first_mask(dataset.first_frame_labels(name), (height, width), f"{name}: first-frame annotation")
-
-
-def _recipe_differs(changed: list[str]) -> bool:
-    """Only the preprocessing recipe differs (e.g. a folder made before recipes, read as ``pil-bicubic``)."""
-    return all(key.startswith("features.preprocess.") for key in changed)
-
-
-def _remove_leftovers(out: Path) -> None:
-    """Temporary folders and files of interrupted runs inside ``out`` (the run holds ``out``: none is live)."""
-    for entry in out.iterdir():
-        if _LEFTOVER.match(entry.name):
-            remove_owned(entry, out)
-
-
-def _open_record(out: Path, run: RunRecord, overwrite: bool) -> dict:
-    """The run record of ``out``: a previous one with the same configuration, or a new one.
-
-    The previous record is checked against its schema first (:func:`~dense_retrieval.records.read_propagation_record`):
-    its sequence names become paths to delete under ``--overwrite``, so anything but plain names is refused.
-    """
-    path = out / RECORD
-    fresh = {"tool": f"dense-retrieval {__version__}", "run": run.as_dict(), "sequences": {}}
-    if path.is_file():
-        try:
-            document = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, OSError):
-            raise DataFormatError(
-                f"{path} is not a propagation record (not JSON)", hint="remove it or choose another --out"
-            ) from None
-        previous = read_propagation_record(document, str(path))
-        recorded = RunRecord.from_dict(previous["run"], str(path))
-        changed = recorded.differences(run)
-        if not changed:
-            previous.setdefault("sequences", {})
-            return previous
-        if not overwrite:
-            recipe = f"pass --preprocess {recorded.features['preprocess']['name']} to continue it, "
-            raise ConfigMismatchError(
-                f"{out} holds masks made with another configuration (differs in: {', '.join(changed)})",
-                hint=f"choose another --out, {recipe if _recipe_differs(changed) else ''}"
-                "or pass --overwrite to replace them",
-            )
-        links = [name for name in previous["sequences"] if (out / name).is_symlink()]
-        if links:
-            raise InputError(
-                f"{out / links[0]} is a link, not a results folder; refusing to replace it",
-                hint="remove the link or choose another --out",
-            )
-        for name in previous["sequences"]:
-            if (out / name).exists():
-                remove_owned(out / name, out)
-    elif out.is_dir() and any(not entry.name.startswith(".") for entry in out.iterdir()) and not overwrite:
-        raise OutputExistsError(
-            f"{out} is not empty and holds no {RECORD}", hint="choose an empty or new --out, or pass --overwrite"
-        )
-    write_json(path, fresh)
-    return fresh
-
-
-def _complete(folder: Path, frames: int) -> bool:
-    return folder.is_dir() and sum(1 for _ in folder.glob("*.png")) == frames

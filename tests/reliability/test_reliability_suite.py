@@ -12,6 +12,7 @@ import pytest
 
 from tests.reliability import (
     cases_bench,
+    cases_benchmarks,
     cases_davis,
     cases_features,
     cases_index,
@@ -29,6 +30,7 @@ ALL_CASES = [
     *cases_scale.CASES,
     *cases_query.CASES,
     *cases_davis.CASES,
+    *cases_benchmarks.CASES,
     *cases_video.CASES,
     *cases_other.CASES,
     *cases_pretrain.CASES,

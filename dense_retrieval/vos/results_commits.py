@@ -1,12 +1,13 @@
-"""Sequences committed by the ranks of a torchrun job, before the main rank folds them into ``propagation.json``.
+"""Videos committed by the ranks of a torchrun job, before the main rank folds them into ``propagation.json``.
 
-    OUT/.committed/<sequence>.json    {"frames", "objects", "seconds"} of one finished sequence
+    OUT/.committed/<video>.json    {"frames", "objects", "seconds"} of one finished video (a DAVIS sequence ...)
 
-Under torchrun several processes write one results folder at once. Each commits a finished sequence (its
-folder swapped in) by writing its own small file here, so no two processes ever write the same file; the
-main rank folds the files into ``propagation.json``, its only writer, once every rank is done, and at the
-start of the next run when a job was killed before that. Read back, every file is checked like an entry of
-``propagation.json`` (:func:`~dense_retrieval.records.read_propagation_record`) before its name becomes a path.
+Under torchrun several processes write one results folder at once (:mod:`.results_run`). Each commits a
+finished video (its folder swapped in) by writing its own small file here, so no two processes ever write
+the same file; the main rank folds the files into ``propagation.json``, its only writer, once every rank is
+done, and at the start of the next run when a job was killed before that. Read back, every file is checked
+like an entry of ``propagation.json`` (:func:`~dense_retrieval.records.read_propagation_record`) before its
+name becomes a path.
 """
 
 from __future__ import annotations
@@ -22,13 +23,13 @@ from ..records import read_propagation_record
 COMMITS = ".committed"
 
 
-def commit_sequence(out: Path, name: str, entry: dict) -> None:
-    """Record sequence ``name`` as finished (``entry``: frames, objects, seconds); atomic."""
+def commit_video(out: Path, name: str, entry: dict) -> None:
+    """Record video ``name`` as finished (``entry``: frames, objects, seconds); atomic."""
     write_json(out / COMMITS / f"{name}.json", entry)
 
 
 def read_commits(out: Path, run: dict) -> dict[str, dict]:
-    """The sequences committed in ``out`` by ranks and not folded yet: ``{name: entry}``.
+    """The videos committed in ``out`` by ranks and not folded yet: ``{name: entry}``.
 
     Args:
         run: the record's ``run`` object (the schema check needs a whole record).
@@ -47,7 +48,7 @@ def read_commits(out: Path, run: dict) -> dict[str, dict]:
             entry = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             raise DataFormatError(
-                f"{path} is not a sequence commit (not JSON)", hint="remove it, or choose another --out"
+                f"{path} is not a video commit (not JSON)", hint="remove it, or choose another --out"
             ) from None
         found[path.name.removesuffix(".json")] = entry
     checked = read_propagation_record({"run": run, "sequences": found}, str(folder))
