@@ -16,25 +16,25 @@ VOC = {"num_train": 4, "num_val": 2, "size": 64, "seed": 4}
 VOC_SIZE = 64  # the protocol's image size for these 64 px images (reference 512)
 
 
-def make_inputs(root: Path, pretrain: bool = True) -> dict[str, Path]:
-    """Write the synthetic sets (and a 2-epoch tiny pretraining run keeping both epochs) under ``root``."""
+def make_inputs(root: Path, epochs: int = 2) -> dict[str, Path]:
+    """The synthetic sets and a tiny pretraining run of ``epochs`` keeping each epoch (0: none), under ``root``."""
     davis, voc = root / "davis", root / "voc"
     make_synthetic_davis(davis, **DAVIS)
     make_synthetic_voc(voc, **VOC)
     paths = {"root": root, "davis": davis, "voc": voc}
-    if pretrain:
-        paths["run"] = pretrain_run(root / "run", root / "photos")
+    if epochs:
+        paths["run"] = pretrain_run(root / "run", root / "photos", epochs)
     return paths
 
 
-def pretrain_run(run: Path, photos: Path) -> Path:
-    """A `pretrain` run of 2 epochs on 16 photo tiles, a checkpoint kept every epoch (in this process)."""
+def pretrain_run(run: Path, photos: Path, epochs: int = 2) -> Path:
+    """A `pretrain` run of ``epochs`` on 16 photo tiles, a checkpoint kept every epoch (in this process)."""
     from typer.testing import CliRunner
 
     from dense_retrieval.cli import app
 
     write_photos(photos, 16)
-    args = ["pretrain", str(photos), "--out", str(run), *TINY_RECIPE, "--queue-size", "8", "--epochs", "2"]
+    args = ["pretrain", str(photos), "--out", str(run), *TINY_RECIPE, "--queue-size", "8", "--epochs", str(epochs)]
     result = CliRunner().invoke(app, [*args, "--workers", "0", "--keep-every", "1", "--json"])
     assert result.exit_code == 0, result.stderr
     return run

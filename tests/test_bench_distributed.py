@@ -64,7 +64,7 @@ def masks(folder: Path) -> dict[str, bytes]:
 
 
 def test_torchrun_bench_gives_the_table_of_one_process(tmp_path):
-    inputs = make_inputs(tmp_path / "inputs")
+    inputs = make_inputs(tmp_path / "inputs", epochs=1)
     spec = matrix_spec(tmp_path / "bench.toml", inputs)
     one = in_process("bench", "run", spec, "--out", tmp_path / "one", "--json")
     two = two_ranks("bench", "run", spec, "--out", tmp_path / "two", "--json")
