@@ -33,6 +33,7 @@ _COMMAND_MODULES = (
     "checkpoints_cmd",
     "synth_cmd",
     "pretrain_cmd",
+    "bench_cmd",
 )
 
 

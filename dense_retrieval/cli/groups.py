@@ -18,6 +18,7 @@ vip = new_app("VIP human-part propagation: propagate the first part map (CRW's p
 video = new_app("Propagate a first-frame mask through any video file or frame folder.")
 index = new_app("Build and inspect segment indexes (FAISS + SQLite).")
 retrieval = new_app("Score segment retrieval by the MaskContrast protocol (PASCAL VOC mIoU).")
+bench = new_app("Compare backbones on benchmarks: a matrix of checkpoints x benchmarks, one table (torchrun-ready).")
 
 SUBGROUPS = {
     "davis": davis,
@@ -28,4 +29,5 @@ SUBGROUPS = {
     "retrieval": retrieval,
     "checkpoints": checkpoints,
     "synth": synth,
+    "bench": bench,
 }
