@@ -7,6 +7,8 @@ from ..backbone.preprocessing import PREPROCESSING_NAMES
 from ..backbone.specs import STRIDE_MODES
 from ..data.davis import YEARS
 from ..errors import InputError
+from ..metrics.conventions import PCK_THRESHOLDS
+from ..propagation.config import CRW_KEYPOINTS
 from ..protocols import PROPAGATION_PROTOCOLS
 from ..retrieval.config import POOLING_MODES
 from .registry import Benchmark, Setting
@@ -18,6 +20,14 @@ FEATURE_SETTINGS = (
     Setting("preprocess", "text", choices=PREPROCESSING_NAMES, help="the input recipe (default: the protocol's)"),
 )
 """Backbone and input overrides every benchmark accepts: they replace single fields of the benchmark's protocol."""
+
+PROPAGATION_SETTINGS = (
+    Setting("temperature", "number", help="softmax temperature (crw 0.05)"),
+    Setting("topk", "integer", minimum=1, help="neighbours kept per position"),
+    Setting("radius", "number", minimum=0, help="spatial window in grid cells (0: unrestricted)"),
+    Setting("context", "integer", minimum=0, help="previous frames in the short-term memory"),
+)
+"""Overrides of single fields of a propagation protocol (``bench/propagation_cell.py``)."""
 
 DAVIS = Benchmark(
     name="davis",
@@ -34,10 +44,7 @@ DAVIS = Benchmark(
             choices=PROPAGATION_PROTOCOLS,
             help="the propagation protocol (default: crw; dino for a ViT)",
         ),
-        Setting("temperature", "number", help="softmax temperature (crw 0.05)"),
-        Setting("topk", "integer", minimum=1, help="neighbours kept per position"),
-        Setting("radius", "number", minimum=0, help="spatial window in grid cells (0: unrestricted)"),
-        Setting("context", "integer", minimum=0, help="previous frames in the short-term memory"),
+        *PROPAGATION_SETTINGS,
         *FEATURE_SETTINGS,
     ),
     runner="dense_retrieval.bench.davis_cell",
@@ -67,7 +74,44 @@ VOC = Benchmark(
     detail=("IoU",),
 )
 
-BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (DAVIS, VOC)}
+JHMDB = Benchmark(
+    name="jhmdb",
+    about="JHMDB human keypoints by label propagation (15 joints of frame 0 carried through each test video), "
+    "PCK@0.2 with PCK@0.1 beside it as CRW's eval_pck.py (CRW's JHMDB protocol by default)",
+    settings=(
+        Setting("root", "folder", required=True, help="the JHMDB folder holding Rename_Images/ and joint_positions/"),
+        Setting("split", "integer", 1, minimum=1, help="the split whose test videos run (1, 2 or 3)"),
+        Setting("splits", "folder", help="the folder of <action>_test_split<N>.txt files (default: ROOT/splits)"),
+        Setting("preset", "text", "crw", choices=PROPAGATION_PROTOCOLS, help="the protocol (crw: CRW's JHMDB one)"),
+        *PROPAGATION_SETTINGS,
+        Setting("sigma", "number", CRW_KEYPOINTS.sigma, help="Gaussian width of a joint on the grid, in cells (> 0)"),
+        Setting("readout_topk", "integer", CRW_KEYPOINTS.readout_topk, minimum=1, help="cells a joint is read from"),
+        Setting("resize", "text", help="the network input (default: the protocol's, fixed:320x320 under crw)"),
+        *FEATURE_SETTINGS,
+    ),
+    runner="dense_retrieval.bench.jhmdb_cell",
+    headline="PCK@0.2",
+    detail=tuple(f"PCK@{t:g}" for t in PCK_THRESHOLDS),
+)
+
+VIP = Benchmark(
+    name="vip",
+    about="VIP human parts by label propagation (the first annotated frame's 20 classes carried through each "
+    "video), mIoU as CRW's eval_vip.py (CRW's VIP protocol by default)",
+    settings=(
+        Setting("root", "folder", required=True, help="the VIP_Fine folder holding Images/ and Category_ids/"),
+        Setting("list", "file", help="the video list, one name per line (default: ROOT/lists/val_videos.txt)"),
+        Setting("preset", "text", "crw", choices=PROPAGATION_PROTOCOLS, help="the protocol (crw: CRW's VIP one)"),
+        *PROPAGATION_SETTINGS,
+        Setting("resize", "text", help="the network input (default: the protocol's, fixed:560x560 under crw)"),
+        *FEATURE_SETTINGS,
+    ),
+    runner="dense_retrieval.bench.vip_cell",
+    headline="mIoU",
+    detail=("IoU",),
+)
+
+BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (DAVIS, VOC, JHMDB, VIP)}
 """Every registration, by name (the order of the report's columns when a spec does not choose)."""
 
 

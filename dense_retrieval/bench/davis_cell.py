@@ -1,6 +1,7 @@
 """A DAVIS cell of the matrix: label propagation (``vos/davis_run.py``) scored with J&F (``vos/davis_eval.py``).
 
-The cell's parts are its sequences, shared out across torchrun ranks like ``davis propagate`` shares them:
+The cell's parts are its sequences, shared out across torchrun ranks like ``davis propagate`` shares them
+(:mod:`.propagation_cell`):
 
     CELL/results/       the masks and propagation.json (a results folder of ``davis propagate``)
     CELL/scores/        global_results-<set>.csv, per-sequence_results-<set>.csv, evaluation_report-<set>.json
@@ -12,19 +13,15 @@ overrides (temperature, topk, radius, context) and the backbone overrides (layer
 from __future__ import annotations
 
 from ..data.davis import DavisDataset
-from ..propagation.config import PropagationConfig
 from ..protocols import Protocol, default_propagation_protocol, get_protocol
 from ..records import RunRecord
 from ..vos.davis_eval import run_davis_evaluation
 from ..vos.davis_run import check_sequence, propagate_davis_sequence, sequence_complete
 from ..vos.frames import run_record
-from ..vos.results_run import collect_results, commit_to, open_results, pending_videos
+from ..vos.results_run import commit_to
 from .cell import Cell
+from .propagation_cell import RESULTS, SCORES, collect_parts, open_parts, propagation_config
 from .registry import CellResult
-
-RESULTS = "results"
-SCORES = "scores"
-_OVERRIDES = ("temperature", "topk", "radius", "context")
 
 
 def record(cell: Cell) -> dict:
@@ -38,12 +35,7 @@ def record(cell: Cell) -> dict:
 
 def prepare(cell: Cell) -> list[str]:
     """Open the cell's results folder (resuming masks of the same record) and list the sequences to propagate."""
-    dataset = _dataset(cell)
-    results = cell.folder / RESULTS
-    results.mkdir(parents=True, exist_ok=True)
-    run = RunRecord.from_dict(cell.record, str(cell.folder)) if cell.record else _run_record(cell)
-    opened = open_results(results, run, overwrite=True)  # the bench owns the folder
-    return pending_videos(results, opened, dataset.sequences, sequence_complete)
+    return open_parts(cell, _run_record, _dataset(cell).sequences, sequence_complete)
 
 
 def run_part(cell: Cell, part: str) -> None:
@@ -51,14 +43,14 @@ def run_part(cell: Cell, part: str) -> None:
     protocol = _protocol(cell)
     extractor = cell.extractor(protocol)
     results = cell.folder / RESULTS
-    propagate_davis_sequence(_dataset(cell), part, results, extractor, _config(cell, protocol), commit_to(results))
+    config = propagation_config(cell, protocol)
+    propagate_davis_sequence(_dataset(cell), part, results, extractor, config, commit_to(results))
 
 
 def finish(cell: Cell) -> CellResult:
     """Fold the ranks' commits into propagation.json and score the masks (J&F, the official tables)."""
     settings = cell.settings
-    results = cell.folder / RESULTS
-    collect_results(results)
+    results = collect_parts(cell)
     evaluation, files = run_davis_evaluation(
         settings["root"],
         results,
@@ -87,16 +79,9 @@ def _protocol(cell: Cell) -> Protocol:
     return get_protocol(preset) if preset else default_propagation_protocol(cell.architecture())
 
 
-def _config(cell: Cell, protocol: Protocol) -> PropagationConfig:
-    changes = {key: cell.settings[key] for key in _OVERRIDES if cell.settings[key] is not None}
-    if changes.get("radius") == 0:
-        changes["radius"] = None  # 0: no window, as `davis propagate --radius 0`
-    return protocol.propagation.replace(**changes)
-
-
 def _run_record(cell: Cell) -> RunRecord:
     protocol = _protocol(cell)
     extractor = cell.extractor(protocol)
     dataset = _dataset(cell)
     davis = {"root": str(dataset.root.resolve()), "year": dataset.year, "resolution": dataset.resolution}
-    return run_record(extractor, _config(cell, protocol), davis=davis, split=dataset.split)
+    return run_record(extractor, propagation_config(cell, protocol), davis=davis, split=dataset.split)

@@ -61,6 +61,10 @@ rings), and OUT/propagation.json (protocol, backbone, weights, keypoint encoding
 Videos already complete with the same configuration are skipped (rerun to resume); a folder made
 with another configuration is refused unless --overwrite.
 
+Under torchrun each rank propagates its share of the videos into the one OUT (a folder every rank
+can reach), with the joints one process would write, e.g.
+torchrun --nproc-per-node 4 -m dense_retrieval jhmdb propagate --jhmdb-root JHMDB --out runs/jhmdb
+
 \b
 Protocol (--preset crw = crw-jhmdb): frames stretched to {CRW_JHMDB.features.resize[6:]} (bilinear), res4 at
 stride 8 (a 40x40 grid), L2; first frame + {CRW_JHMDB.propagation.context} previous, top-{CRW_JHMDB.propagation.topk},
@@ -117,6 +121,7 @@ def propagate(
 ) -> None:
     start_output(json_output)
     from ..data.jhmdb import JhmdbDataset
+    from ..distributed import session
     from ..errors import InputError
     from ..propagation.config import KeypointConfig
     from ..vos.jhmdb_run import OVERLAYS, propagate_jhmdb
@@ -130,18 +135,23 @@ def propagate(
     names = select_names(dataset.videos, _names(videos), f"the test videos of JHMDB split {split}")
     if overlay is not None and overlay not in OVERLAYS:
         raise InputError(f"unknown overlay {overlay!r}", hint=f"use one of {', '.join(OVERLAYS)}")
-    extractor = propagation_extractor(  # the network is loaded once the inputs are known to be good
-        protocol, architecture, weights, checkpoint, layer, output_stride, stride_mode, resize, l2, batch_size, device,
-        preprocess,
-    )  # fmt: skip
-    described = extractor.backbone.describe()
-    info(
-        f"jhmdb propagate: {protocol.name} protocol, {described['name']} {described['layer']} stride "
-        f"{described['stride']}, weights {described['weights']}, {preprocess} preprocessing; writing into {out}/"
-    )
-    summary = propagate_jhmdb(
-        dataset, out, extractor, config, keypoints, names, overwrite=overwrite, overlay=overlay, log=info
-    )
+    with session() as ranks:
+        extractor = propagation_extractor(  # the network is loaded once the inputs are known to be good
+            protocol, architecture, weights, checkpoint, layer, output_stride, stride_mode, resize, l2, batch_size,
+            ranks.device(device), preprocess,
+        )  # fmt: skip
+        described = extractor.backbone.describe()
+        info(
+            f"jhmdb propagate: {protocol.name} protocol, {described['name']} {described['layer']} stride "
+            f"{described['stride']}, weights {described['weights']}, {preprocess} preprocessing; writing into "
+            f"{out}/ with {ranks.world} rank(s)"
+        )
+        summary = propagate_jhmdb(
+            dataset, out, extractor, config, keypoints, names, overwrite=overwrite, overlay=overlay, log=info,
+            ranks=ranks,
+        )  # fmt: skip
+    if not ranks.is_main:
+        return  # rank 0 reports; the other ranks print nothing
     if json_output:
         print_json(summary)
         return

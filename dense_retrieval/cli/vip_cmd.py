@@ -56,6 +56,10 @@ writes it), OUT/<video>/overlay.jpg|mp4 with --overlay strip|video, and OUT/prop
 already complete with the same configuration are skipped (rerun to resume); a folder made with
 another configuration is refused unless --overwrite.
 
+Under torchrun each rank propagates its share of the videos into the one OUT (a folder every rank
+can reach), with the parts one process would write, e.g.
+torchrun --nproc-per-node 4 -m dense_retrieval vip propagate --vip-root VIP_Fine --out runs/vip
+
 \b
 Protocol (--preset crw = crw-vip): frames stretched to {CRW_VIP.features.resize[6:]} (bilinear), res4 at
 stride 8, L2; first frame + {CRW_VIP.propagation.context} previous, top-{CRW_VIP.propagation.topk},
@@ -105,6 +109,7 @@ def propagate(
 ) -> None:
     start_output(json_output)
     from ..data.vip import VipDataset
+    from ..distributed import session
     from ..errors import InputError
     from ..vos.results_run import select_names
     from ..vos.vip_run import OVERLAYS, propagate_vip
@@ -116,16 +121,20 @@ def propagate(
     names = select_names(dataset.videos, _names(videos), f"the VIP list {dataset.list_path}")
     if overlay is not None and overlay not in OVERLAYS:
         raise InputError(f"unknown overlay {overlay!r}", hint=f"use one of {', '.join(OVERLAYS)}")
-    extractor = propagation_extractor(  # the network is loaded once the inputs are known to be good
-        protocol, architecture, weights, checkpoint, layer, output_stride, stride_mode, resize, l2, batch_size, device,
-        preprocess,
-    )  # fmt: skip
-    described = extractor.backbone.describe()
-    info(
-        f"vip propagate: {protocol.name} protocol, {described['name']} {described['layer']} stride "
-        f"{described['stride']}, weights {described['weights']}, {preprocess} preprocessing; writing into {out}/"
-    )
-    summary = propagate_vip(dataset, out, extractor, config, names, overwrite, overlay, log=info)
+    with session() as ranks:
+        extractor = propagation_extractor(  # the network is loaded once the inputs are known to be good
+            protocol, architecture, weights, checkpoint, layer, output_stride, stride_mode, resize, l2, batch_size,
+            ranks.device(device), preprocess,
+        )  # fmt: skip
+        described = extractor.backbone.describe()
+        info(
+            f"vip propagate: {protocol.name} protocol, {described['name']} {described['layer']} stride "
+            f"{described['stride']}, weights {described['weights']}, {preprocess} preprocessing; writing into "
+            f"{out}/ with {ranks.world} rank(s)"
+        )
+        summary = propagate_vip(dataset, out, extractor, config, names, overwrite, overlay, log=info, ranks=ranks)
+    if not ranks.is_main:
+        return  # rank 0 reports; the other ranks print nothing
     if json_output:
         print_json(summary)
         return

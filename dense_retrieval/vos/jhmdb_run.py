@@ -31,9 +31,11 @@ from ..data.images import read_image, write_image
 from ..data.jhmdb import JOINTS, SKELETON, JhmdbDataset
 from ..data.keypoint_results import JOINTS_FILE, write_joints_file
 from ..data.video import write_video
+from ..distributed import Ranks
 from ..errors import DataFormatError, InputError
 from ..propagation.config import KeypointConfig, PropagationConfig
 from ..propagation.keypoints import frame_to_grid, gaussian_grid, grid_to_frame, read_out
+from ..records import RunRecord
 from ..viz.skeleton import draw_skeleton, skeleton_strip
 from .frames import propagate_soft, run_record
 from .results_run import Commit, VideoResult, propagate_into, select_names
@@ -52,8 +54,12 @@ def propagate_jhmdb(
     overwrite: bool = False,
     overlay: str | None = None,
     log: Callable[[str], None] | None = None,
+    ranks: Ranks | None = None,
 ) -> dict:
     """Propagate the frame-0 joints of every (or the named) test video of ``dataset`` into ``out``.
+
+    The folder follows :mod:`.results_run`; under torchrun (``ranks``) every rank propagates its share of the
+    videos into the one folder, each video whole, so the joints are those of one process.
 
     Args:
         dataset: the JHMDB root and split.
@@ -65,6 +71,7 @@ def propagate_jhmdb(
         overwrite: replace results made with another configuration (otherwise an error).
         overlay: ``"strip"`` or ``"video"``: a picture of each video propagated now, in its folder.
         log: receives one line per video.
+        ranks: the ranks of a torchrun job (call it on every rank); None: one process.
 
     Returns:
         A summary: the run's configuration and, per video, frames, joints, seconds and status.
@@ -72,18 +79,27 @@ def propagate_jhmdb(
     if overlay is not None and overlay not in OVERLAYS:
         raise InputError(f"unknown overlay {overlay!r}", hint=f"use one of {', '.join(OVERLAYS)}")
     names = select_names(dataset.videos, videos, f"the test videos of JHMDB split {dataset.split}")
-    for name in names:  # bad input fails before anything is written
-        _check_video(dataset, name)
-    jhmdb = {"root": str(dataset.root.resolve()), "split": dataset.split, "splits": str(dataset.splits.resolve())}
-    run = run_record(extractor, config, keypoints=keypoints.describe(), jhmdb=jhmdb)
+    for name in names:  # bad input fails before anything is written (the same on every rank)
+        check_video(dataset, name)
+    run = jhmdb_record(dataset, extractor, config, keypoints)
 
     def propagate(name: str, commit: Commit) -> VideoResult:
         return propagate_jhmdb_video(dataset, name, out, extractor, config, keypoints, overlay, commit)
 
-    def complete(folder: Path, entry: dict) -> bool:
-        return (folder / JOINTS_FILE).is_file()
+    return propagate_into(out, dataset.inputs(names), names, run, propagate, joints_complete, overwrite, log, ranks)
 
-    return propagate_into(out, dataset.inputs(names), names, run, propagate, complete, overwrite, log)
+
+def jhmdb_record(
+    dataset: JhmdbDataset, extractor: FeatureExtractor, config: PropagationConfig, keypoints: KeypointConfig
+) -> RunRecord:
+    """What makes the joints of a run: backbone, features, propagation, keypoint encoding, JHMDB root and split."""
+    jhmdb = {"root": str(dataset.root.resolve()), "split": dataset.split, "splits": str(dataset.splits.resolve())}
+    return run_record(extractor, config, keypoints=keypoints.describe(), jhmdb=jhmdb)
+
+
+def joints_complete(folder: Path, entry: dict) -> bool:
+    """Whether a recorded video's folder holds its joints file."""
+    return (folder / JOINTS_FILE).is_file()
 
 
 def propagate_jhmdb_video(
@@ -132,7 +148,7 @@ def propagate_jhmdb_video(
     return result
 
 
-def _check_video(dataset: JhmdbDataset, name: str) -> None:
+def check_video(dataset: JhmdbDataset, name: str) -> None:
     """Frames, a readable joint file, a first frame whose header can be read (no decoding)."""
     _frame_size(dataset.video(name).frames[0])
     dataset.joints(name)

@@ -32,9 +32,11 @@ from ..data.images import read_image, write_image
 from ..data.masks import write_label_png
 from ..data.video import write_video
 from ..data.vip import VipDataset
+from ..distributed import Ranks
 from ..errors import DataFormatError, InputError
 from ..propagation.config import PropagationConfig
 from ..propagation.labels import grid_to_labels, labels_to_grid
+from ..records import RunRecord
 from ..viz.strip import label_strip, overlay_frame, thumbnail
 from .frames import check_first_mask, propagate_soft, run_record
 from .results_run import Commit, VideoResult, propagate_into, select_names
@@ -53,8 +55,12 @@ def propagate_vip(
     overwrite: bool = False,
     overlay: str | None = None,
     log: Callable[[str], None] | None = None,
+    ranks: Ranks | None = None,
 ) -> dict:
     """Propagate the first annotated frame's parts of every (or the named) video of ``dataset`` into ``out``.
+
+    The folder follows :mod:`.results_run`; under torchrun (``ranks``) every rank propagates its share of the
+    videos into the one folder, each video whole, so the parts are those of one process.
 
     Args:
         dataset: the VIP root and video list.
@@ -65,6 +71,7 @@ def propagate_vip(
         overwrite: replace results made with another configuration (otherwise an error).
         overlay: ``"strip"`` or ``"video"``: a picture of each video propagated now, in its folder.
         log: receives one line per video.
+        ranks: the ranks of a torchrun job (call it on every rank); None: one process.
 
     Returns:
         A summary: the run's configuration and, per video, frames, part labels, seconds and status.
@@ -72,18 +79,30 @@ def propagate_vip(
     if overlay is not None and overlay not in OVERLAYS:
         raise InputError(f"unknown overlay {overlay!r}", hint=f"use one of {', '.join(OVERLAYS)}")
     names = select_names(dataset.videos, videos, f"the VIP list {dataset.list_path}")
-    for name in names:  # bad input fails before anything is written
-        _check_video(dataset, name)
-    vip = {"root": str(dataset.root.resolve()), "list": str(dataset.list_path.resolve()), "readout": READOUT}
-    run = run_record(extractor, config, vip=vip)
+    for name in names:  # bad input fails before anything is written (the same on every rank)
+        check_video(dataset, name)
+    run = vip_record(dataset, extractor, config)
 
     def propagate(name: str, commit: Commit) -> VideoResult:
         return propagate_vip_video(dataset, name, out, extractor, config, overlay, commit)
 
+    complete = parts_complete(dataset)
+    return propagate_into(out, dataset.inputs(names), names, run, propagate, complete, overwrite, log, ranks)
+
+
+def vip_record(dataset: VipDataset, extractor: FeatureExtractor, config: PropagationConfig) -> RunRecord:
+    """What makes the parts of a run: backbone, features, propagation, VIP root and list, the read-out."""
+    vip = {"root": str(dataset.root.resolve()), "list": str(dataset.list_path.resolve()), "readout": READOUT}
+    return run_record(extractor, config, vip=vip)
+
+
+def parts_complete(dataset: VipDataset) -> Callable[[Path, dict], bool]:
+    """``complete(folder, entry)``: whether a recorded video's folder holds a PNG for each annotated frame."""
+
     def complete(folder: Path, entry: dict) -> bool:
         return folder.is_dir() and all((folder / f"{s}.png").is_file() for s in dataset.video(folder.name).annotated)
 
-    return propagate_into(out, dataset.inputs(names), names, run, propagate, complete, overwrite, log)
+    return complete
 
 
 def propagate_vip_video(
@@ -148,7 +167,7 @@ def propagate_vip_video(
     return done[0]
 
 
-def _check_video(dataset: VipDataset, name: str) -> None:
+def check_video(dataset: VipDataset, name: str) -> None:
     """Frames, a first annotation with parts, of the first frame's size (headers and one PNG)."""
     video = dataset.video(name)
     first = dataset.read_parts(video.annotations[video.frame_names[0]])
