@@ -1,19 +1,28 @@
-"""Inputs of the `bench` tests: small synthetic DAVIS and VOC sets, a tiny `pretrain` run, and specs over them.
+"""Inputs of the `bench` tests: small synthetic DAVIS, VOC, JHMDB and VIP sets, a tiny `pretrain` run, and specs.
 
 The matrix of the issue: 3 backbones (the embedded MobileNetV2, a random ResNet-18, a checkpoint written by
-`pretrain`) x 2 benchmarks (synthetic DAVIS, synthetic VOC), small enough to run in seconds.
+`pretrain`) x 2 benchmarks (synthetic DAVIS, synthetic VOC), small enough to run in seconds; the video matrix:
+2 backbones (the embedded MobileNetV2, a random ResNet-18) x (synthetic JHMDB, synthetic VIP).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from dense_retrieval.data.synth import make_synthetic_davis, make_synthetic_voc
+from dense_retrieval.data.synth import (
+    make_synthetic_davis,
+    make_synthetic_jhmdb,
+    make_synthetic_vip,
+    make_synthetic_voc,
+)
 from tests.pretrain_helpers import TINY_RECIPE, write_photos
 
 DAVIS = {"num_sequences": 2, "num_frames": 4, "size": (64, 96), "seed": 4}
 VOC = {"num_train": 4, "num_val": 2, "size": 64, "seed": 4}
 VOC_SIZE = 64  # the protocol's image size for these 64 px images (reference 512)
+JHMDB = {"num_videos": 2, "num_frames": 4, "size": (64, 96), "train_videos": 1}
+VIP = {"num_videos": 2, "num_frames": 4, "size": (64, 96), "annotate_every": 2}
+VIDEO_BACKBONES = '[[backbone]]\nweights = "default"\n\n[[backbone]]\narch = "resnet18"\nweights = "random:0"\n'
 
 
 def make_inputs(root: Path, epochs: int = 2) -> dict[str, Path]:
@@ -51,6 +60,26 @@ def matrix_spec(path: Path, inputs: dict[str, Path], backbones: str | None = Non
         f'[run]\ndevice = "cpu"\nbatch_size = 2\n\n{backbones}\n'
         f'[benchmark.davis]\nroot = "{inputs["davis"]}"\n{overrides}\n'
         f'[benchmark.voc]\nroot = "{inputs["voc"]}"\nsize = {VOC_SIZE}\n'
+    )
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def make_video_inputs(root: Path, jhmdb_videos: int = JHMDB["num_videos"]) -> dict[str, Path]:
+    """Synthetic JHMDB (``jhmdb_videos`` test videos) and VIP sets under ``root``."""
+    make_synthetic_jhmdb(root / "jhmdb", **{**JHMDB, "num_videos": jhmdb_videos})
+    make_synthetic_vip(root / "vip", **VIP)
+    return {"root": root, "jhmdb": root / "jhmdb", "vip": root / "vip"}
+
+
+def video_spec(
+    path: Path, inputs: dict[str, Path], backbones: str = VIDEO_BACKBONES, jhmdb: str = "", vip: str = ""
+) -> Path:
+    """Write a spec of ``backbones`` x (JHMDB, VIP) at ``path``; ``jhmdb`` / ``vip``: extra lines of their tables."""
+    text = (
+        f'[run]\ndevice = "cpu"\nbatch_size = 2\n\n{backbones}\n'
+        f'[benchmark.jhmdb]\nroot = "{inputs["jhmdb"]}"\n{jhmdb}\n'
+        f'[benchmark.vip]\nroot = "{inputs["vip"]}"\n{vip}'
     )
     path.write_text(text, encoding="utf-8")
     return path
