@@ -1,4 +1,5 @@
-"""How inference uses the machine: threads per stage, the memory allocator, work done ahead in a thread.
+"""How inference uses the machine: threads per stage, the memory allocator, work done ahead in a thread,
+worker pools.
 
 Torch-free at import: the CLI calls :func:`tune_allocator` before it knows whether a command needs torch.
 """
@@ -12,7 +13,8 @@ import os
 import queue
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -54,14 +56,47 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def split_threads(total: int) -> tuple[int, int]:
-    """Intra-op threads for two stages that run side by side: ``(first, second)``, summing to ``total``.
+def stage_threads(total: int) -> tuple[int, int]:
+    """How a frame loop uses ``total`` cores: ``(feature threads, search workers)``.
 
-    The first stage (feature extraction) gets half, rounded down, and at least one; the second (label
-    propagation, the longer stage per frame) the rest.
+    Features run in one background thread with ``max(1, total // 3)`` intra-op threads (about a third
+    of a frame's work); the neighbour searches run in ``total`` single-threaded workers, one per core,
+    each on its own frame. The threads outnumber the cores on purpose: a worker waiting for its frame's
+    features leaves its core to the feature thread, so no core idles while work is ready.
     """
-    first = max(1, total // 2)
-    return first, max(1, total - first)
+    return max(1, total // 3), max(1, total)
+
+
+class InlineExecutor:
+    """The part of :class:`concurrent.futures.Executor` a frame loop uses, run at once in the caller's
+    thread: the loop on one core is the same code without a pool."""
+
+    def submit(self, function: Callable[..., T], *args: object) -> Future:
+        """Run ``function(*args)`` now; its result or error in a completed future."""
+        future: Future = Future()
+        try:
+            future.set_result(function(*args))
+        except BaseException as error:  # noqa: BLE001 - kept in the future, raised by result()
+            future.set_exception(error)
+        return future
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        """Nothing to stop."""
+
+
+def worker_pool(workers: int, threads: int | None = 1) -> ThreadPoolExecutor | InlineExecutor:
+    """``workers`` threads that each run torch with ``threads`` intra-op threads (``None``: torch's
+    default); no pool (:class:`InlineExecutor`) for ``workers <= 0``."""
+    if workers <= 0:
+        return InlineExecutor()
+
+    def start() -> None:
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
+
+    return ThreadPoolExecutor(workers, thread_name_prefix="dense-retrieval-worker", initializer=start)
 
 
 def ahead(items: Iterable[T], depth: int = 2, threads: int | None = None) -> Iterator[T]:

@@ -14,12 +14,13 @@ from dense_retrieval.backbone.features import FeatureExtractor
 from dense_retrieval.backbone.networks import build_backbone
 from dense_retrieval.errors import DataFormatError
 from dense_retrieval.propagation import CRW
-from dense_retrieval.runtime import ahead, available_cores, split_threads, tune_allocator
+from dense_retrieval.runtime import InlineExecutor, ahead, available_cores, stage_threads, tune_allocator, worker_pool
 from dense_retrieval.vos.frames import propagate_frames
 
 
 def _ahead_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "dense-retrieval-ahead"]
+    """Reader and worker threads of the frame loop still alive."""
+    return [t for t in threading.enumerate() if t.name.startswith(("dense-retrieval-ahead", "dense-retrieval-worker"))]
 
 
 def test_ahead_yields_everything_in_order_and_bounds_the_work_done_ahead():
@@ -68,10 +69,24 @@ def test_leaving_the_loop_early_stops_the_producer():
     assert len(produced) <= 5 + 2 + 2
 
 
-def test_split_threads_and_cores():
-    assert split_threads(1) == (1, 1) and split_threads(2) == (1, 1)
-    assert split_threads(3) == (1, 2) and split_threads(16) == (8, 8)
+def test_stage_threads_and_cores():
+    assert stage_threads(1) == (1, 1) and stage_threads(2) == (1, 2)
+    assert stage_threads(3) == (1, 3) and stage_threads(16) == (5, 16)
     assert available_cores() >= 1
+
+
+def test_worker_pools_run_single_threaded_and_inline_pools_run_at_once():
+    pool = worker_pool(2, threads=1)
+    try:
+        assert {pool.submit(torch.get_num_threads).result() for _ in range(4)} == {1}
+    finally:
+        pool.shutdown()
+    inline = worker_pool(0)
+    assert isinstance(inline, InlineExecutor)
+    assert inline.submit(lambda x: x + 1, 1).result() == 2
+    failed = inline.submit(lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        failed.result()
 
 
 def test_tune_allocator_reports_whether_it_took():

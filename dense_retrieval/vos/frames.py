@@ -1,13 +1,19 @@
 """The frame loop shared by every video road: frames -> features -> propagated label maps.
 
-Frames stream through the extractor (batched) and the propagator one at a time; only the frames
-still in the context stay in memory (:mod:`dense_retrieval.propagation`). Predictions are upsampled
-to the frame size; the callers write them (DAVIS results in :mod:`.davis_run`, any video in
-:mod:`.video_run`).
+Frames stream through the extractor and the propagation one at a time; only the frames still in the
+context stay in memory (:mod:`dense_retrieval.propagation`). The work is split where the protocol allows:
+which context positions a frame takes its labels from (the neighbour search, most of the arithmetic)
+depends on the features alone, so the searches of several frames run side by side in worker threads
+while the features of the next frames are computed in another; only the weighted sum of the neighbours'
+labels, cheap, goes frame after frame. Predictions are upsampled to the frame size; the callers write
+them (DAVIS results in :mod:`.davis_run`, any video in :mod:`.video_run`) while the next frames are
+searched.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import deque
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -16,11 +22,12 @@ import torch
 from ..backbone.features import FeatureExtractor
 from ..errors import DataFormatError, InputError
 from ..labels import VOID
+from ..propagation.affinity import Scratch
 from ..propagation.config import PropagationConfig
 from ..propagation.labels import grid_to_labels, labels_to_grid
-from ..propagation.propagator import LabelPropagator
+from ..propagation.propagator import MemoryFrame, context_of, fed_back, find_neighbours, gather_labels
 from ..records import RunRecord
-from ..runtime import ahead, split_threads
+from ..runtime import ahead, stage_threads, worker_pool
 
 AHEAD_FRAMES = 2
 """Frames read and embedded ahead of the propagation by default (memory: this many feature maps and frames)."""
@@ -70,12 +77,12 @@ def propagate_frames(
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Propagate ``first_labels`` through ``frames``.
 
-    Frames are read and embedded in a background thread while the previous ones propagate, at most
-    ``ahead_frames`` frames (plus one extractor batch) ahead, so memory stays bounded whatever the
-    video's length. On the CPU the two stages share torch's intra-op threads (features half, rounded
-    down; propagation the rest: :func:`~dense_retrieval.runtime.split_threads`); the caller's thread
-    count is restored when the loop ends. With one thread in all (or ``ahead_frames=0``) the stages
-    run one after the other.
+    On the CPU with more than one thread, frames are read and embedded in a background thread (at most
+    ``ahead_frames`` ahead) while the neighbour searches of the frames before run in one single-threaded
+    worker per core (:func:`~dense_retrieval.runtime.stage_threads`); the caller's thread gathers the
+    labels in frame order and upsamples them. Memory stays bounded whatever the video's length. With one
+    thread (or ``ahead_frames=0``) everything runs in the caller's thread, one stage after the other, with
+    the same results. On a GPU the features and searches stay on the device, one search worker.
 
     Args:
         frames: ``uint8 [H, W, 3]`` RGB frames, the annotated one first, all one size.
@@ -93,39 +100,110 @@ def propagate_frames(
         labels are ``first_labels`` unchanged (it is not predicted).
     """
     num_labels = num_labels or check_first_mask(first_labels, first_labels.shape[:2])
-    propagator = LabelPropagator(config)
     size = tuple(first_labels.shape[:2])
-    # features stay on the extractor's device: on a GPU the propagation runs there too
-    stream = extractor.stream(frames, total=total, desc=desc, keep_on_device=True)
     threads = torch.get_num_threads()
     on_cpu = extractor.device.type == "cpu"
-    overlap = ahead_frames > 0 and (threads > 1 or not on_cpu)
-    feature_threads, propagation_threads = split_threads(threads) if on_cpu else (threads, threads)
-    if overlap:
+    parallel = ahead_frames > 0 and (threads > 1 or not on_cpu)
+    feature_threads, workers = stage_threads(threads) if on_cpu else (threads, 1)
+    # features stay on the extractor's device: on a GPU the propagation runs there too
+    stream = _memory_frames(extractor.stream(frames, total=total, desc=desc, keep_on_device=True))
+    if parallel:
         stream = ahead(stream, ahead_frames, feature_threads)
-        torch.set_num_threads(propagation_threads)
+        torch.set_num_threads(1 if on_cpu else threads)
+    pool = worker_pool(workers if parallel else 0, 1 if on_cpu else None)
+    searches: deque[tuple[int, np.ndarray, object]] = deque()
+    loop = _LabelChain(first_labels, num_labels, config, size)
+    error: DataFormatError | None = None
     try:
-        for index, (frame, maps) in enumerate(stream):
+        for index, frame, memory in stream:
             if frame.shape[:2] != size:
-                raise DataFormatError(
+                error = DataFormatError(
                     f"frame {index} is {frame.shape[0]}x{frame.shape[1]}, the first frame {size[0]}x{size[1]}",
                     hint="all frames of a video must have the same size",
                 )
-            frame_features = maps.single()
-            with torch.inference_mode():
-                if index == 0:
-                    grid = labels_to_grid(first_labels, num_labels, maps.grid, config.label_resize)
-                    propagator.start(frame_features, grid.to(frame_features.device))
-                    labels = np.ascontiguousarray(first_labels, dtype=np.uint8)
-                else:
-                    soft = propagator.step(frame_features)
-                    labels = grid_to_labels(soft, size, normalize=config.normalize_prediction)
-                    labels = labels.to(torch.uint8).cpu().numpy()
-            yield frame, labels
+                break
+            if index == 0:
+                loop.start(memory)
+                yield frame, np.ascontiguousarray(first_labels, dtype=np.uint8)
+                continue
+            slots = loop.context(memory)
+            searches.append((index, frame, pool.submit(_search, memory, slots, config)))
+            while searches and (len(searches) > workers or searches[0][2].done()):
+                yield loop.finish(*searches.popleft())
+        while searches:  # frames before a bad one are still delivered
+            yield loop.finish(*searches.popleft())
+        if error is not None:
+            raise error
     finally:
-        if overlap:
+        for _, _, future in searches:
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+        if parallel:
             stream.close()  # stops the reader thread before the caller's thread count comes back
             torch.set_num_threads(threads)
+
+
+class _LabelChain:
+    """What goes frame after frame: the context frames kept, the labels they pass on, the weighted sum."""
+
+    def __init__(self, first_labels: np.ndarray, num_labels: int, config: PropagationConfig, size: tuple[int, int]):
+        self.first_labels, self.num_labels, self.config, self.size = first_labels, num_labels, config, size
+        self.keys: dict[int, MemoryFrame] = {}  # frames a search still to submit may need
+        self.labels: dict[int, torch.Tensor] = {}  # [h * w, L] labels passed on, by frame number
+        self.grid = (0, 0)
+
+    def start(self, memory: MemoryFrame) -> None:
+        self.grid = memory.grid
+        grid = labels_to_grid(self.first_labels, self.num_labels, self.grid, self.config.label_resize)
+        self.keys[0] = memory
+        self.labels[0] = _rows(grid.to(memory.keys.device))
+
+    def context(self, memory: MemoryFrame) -> list[tuple[MemoryFrame, bool]]:
+        """The slots of ``memory``'s frame; forgets the keys no later frame needs."""
+        self.keys[memory.index] = memory
+        slots = [(self.keys[index], restricted) for index, restricted in context_of(memory.index, self.config)]
+        oldest = memory.index + 1 - self.config.context
+        for index in [index for index in self.keys if 0 < index < oldest]:
+            del self.keys[index]
+        return slots
+
+    def finish(self, index: int, frame: np.ndarray, search) -> tuple[np.ndarray, np.ndarray]:
+        """The labels of frame ``index`` from its neighbours: soft on the grid (kept for the frames after),
+        then upsampled to the frame and argmaxed to ``uint8 [H, W]``."""
+        with torch.inference_mode():
+            soft = gather_labels(search.result(), self.labels, self.grid)  # [L, h, w]
+            if self.config.context > 0:
+                self.labels[index] = _rows(fed_back(soft, self.config))
+            oldest = index + 1 - self.config.context
+            for stale in [stale for stale in self.labels if 0 < stale < oldest]:
+                del self.labels[stale]
+            labels = grid_to_labels(soft, self.size, normalize=self.config.normalize_prediction)
+            return frame, labels.to(torch.uint8).cpu().numpy()
+
+
+_SCRATCH = threading.local()
+
+
+def _search(memory: MemoryFrame, slots: list[tuple[MemoryFrame, bool]], config: PropagationConfig):
+    """The neighbours of one frame (in a worker thread: its own work buffers, inference mode)."""
+    if not hasattr(_SCRATCH, "buffers"):
+        _SCRATCH.buffers = Scratch()
+    with torch.inference_mode():
+        return find_neighbours(memory.query, slots, config, _SCRATCH.buffers)
+
+
+def _memory_frames(stream: Iterator) -> Iterator[tuple[int, np.ndarray, MemoryFrame]]:
+    """``(index, frame, MemoryFrame)``: each frame's keys as rows, and their bfloat16 copy where the search
+    uses one, made here (in the reader thread) rather than by the searches."""
+    for index, (frame, maps) in enumerate(stream):
+        memory = MemoryFrame.from_maps(index, maps.single())
+        memory.prepare()
+        yield index, frame, memory
+
+
+def _rows(labels: torch.Tensor) -> torch.Tensor:
+    """``[L, h, w]`` -> ``[h * w, L]``, contiguous."""
+    return labels.permute(1, 2, 0).reshape(-1, labels.shape[0]).contiguous()
 
 
 def run_record(extractor: FeatureExtractor, config: PropagationConfig, **settings: object) -> RunRecord:
