@@ -160,10 +160,8 @@ class WindowedTopK:
         # buffer [column, frame, row, C]: column c holds frame column c - r; row s of band b frame row b * t - r + s
         buffer = self.scratch.get("window_keys", (tiles * t + 2 * r, frames, span, channels), keys[0])
         values = keys[0].new_full((self.bands, tiles, t * t, self.k), float("-inf"), dtype=_score_dtype(keys[0]))
-        found_frames = torch.zeros(self.bands, tiles, t * t, self.k, dtype=torch.long, device=keys[0].device)
-        positions = torch.zeros_like(found_frames)
+        flat = torch.zeros(self.bands, tiles, t * t, self.k, dtype=torch.long, device=keys[0].device)
         group = max(1, min(tiles, self.max_scores // per_tile))
-        tile_column = torch.arange(tiles, device=keys[0].device)[:, None, None] * t - r
         for band in range(self.bands):
             first_row = band * t - r
             lo, hi = max(0, first_row), min(h, first_row + span)
@@ -182,16 +180,18 @@ class WindowedTopK:
                 )
                 scores = self._scores(self._queries[band, start:stop], blocks)
                 scores.view(count, t * t, span, frames, span).add_(mask[start:stop, :, :, None, :])
-                top_values, flat = column_topk(scores.view(count * t * t, span, frames * span), kk)
-                top_values, flat = top_values.view(count, t * t, kk), flat.view(count, t * t, kk)
-                column = torch.div(flat, frames * span, rounding_mode="floor")
-                frame = torch.div(flat, span, rounding_mode="floor") % frames
-                row = first_row + flat % span
-                col = tile_column[start:stop] + column
-                found = torch.isfinite(top_values)
-                values[band, start:stop, :, :kk] = top_values
-                found_frames[band, start:stop, :, :kk] = torch.where(found, frame, 0)
-                positions[band, start:stop, :, :kk] = torch.where(found, row * w + col, 0)
+                top_values, top_flat = column_topk(scores.view(count * t * t, span, frames * span), kk)
+                values[band, start:stop, :, :kk] = top_values.view(count, t * t, kk)
+                flat[band, start:stop, :, :kk] = top_flat.view(count, t * t, kk)
+        # flat = (column * frames + frame) * span + row inside each tile's rectangle, decoded all at once
+        device = keys[0].device
+        first_row = (torch.arange(self.bands, device=device) * t - r)[:, None, None, None]
+        first_col = (torch.arange(tiles, device=device) * t - r)[None, :, None, None]
+        row = first_row + flat % span
+        col = first_col + torch.div(flat, frames * span, rounding_mode="floor")
+        found = torch.isfinite(values)
+        found_frames = torch.where(found, torch.div(flat, span, rounding_mode="floor") % frames, 0)
+        positions = torch.where(found, row * w + col, 0)
         return self._unpad(values), self._unpad(found_frames), self._unpad(positions)
 
     def _scores(self, queries: torch.Tensor, blocks: torch.Tensor) -> torch.Tensor:

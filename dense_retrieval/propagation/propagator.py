@@ -21,7 +21,7 @@ from .config import CRW, PropagationConfig
 from .search import LowKeys, certified_topk, exact_topk, use_low_precision
 from .search import multiset_topk as _multiset_topk  # noqa: F401 - the tests reach it here too
 
-LOW_PRECISION_FRAMES = 10
+LOW_PRECISION_FRAMES = 14
 """Distinct windowed context frames from which the certified bfloat16 search pays (speed only: both
 searches return the same neighbours): below, its fixed costs (rescoring, the certificate) outweigh the
 faster products (measured on DAVIS frames, MobileNetV2 features.13 at stride 8)."""

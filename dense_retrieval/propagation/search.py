@@ -45,13 +45,14 @@ Groups = dict[bool, dict[int, int]]
 
 
 def candidates(k: int) -> int:
-    """Positions kept per query by the bfloat16 search for a top-``k`` (32 for CRW's 10, 17 for DINO's 5).
+    """Positions kept per query by the bfloat16 windowed search for a top-``k`` (28 for CRW's 10).
 
-    On real DAVIS frames (MobileNetV2 features.13, stride 8, CRW) 32 leave 0-26 of the 6420 queries of a
-    frame without a certificate (24: up to 60; 48: up to 7); static backgrounds, whose keys repeat
-    nearly unchanged in all 20 context frames, need the most.
+    On real DAVIS frames (MobileNetV2 features.13, stride 8, CRW, 20 context frames) 24 leave up to 60 of
+    a frame's 6420 queries without a certificate, 32 up to 26, 48 up to 7: static backgrounds, whose keys
+    repeat nearly unchanged in every context frame, need the most. More candidates cost more top-k work;
+    28 was the fastest on whole sequences (speed only: the neighbours are the same).
     """
-    return 3 * k + 2
+    return 2 * k + 8
 
 
 @functools.cache
