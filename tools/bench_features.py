@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchrecord import BenchmarkRecord, add_out_argument, frame_size_warning  # noqa: E402
 

@@ -130,14 +130,22 @@ def _jf(root: Path, sequences: list[str], results: Path, work: Path) -> float:
     return float(json.loads(done.stdout)["global"]["J&F-Mean"])
 
 
-def _view(root: Path, sequences: list[str], frames: int | None, view: Path) -> Path:
-    """A DAVIS-2016 root listing only ``sequences``, with their first ``frames`` frames (links), or all."""
+def _view(root: Path, sequences: list[str], frames: int | None, view: Path, size: str | None = None) -> Path:
+    """A DAVIS-2016 root listing only ``sequences``, with their first ``frames`` frames (links), or all;
+    with ``size`` ("WxH"), resized copies instead (frames bilinear, annotations nearest)."""
+    from PIL import Image
+
     for kind in ("JPEGImages", "Annotations"):
         for name in sequences:
             folder = view / kind / "480p" / name
             folder.mkdir(parents=True)
             for path in sorted((root / kind / "480p" / name).iterdir())[:frames]:
-                (folder / path.name).symlink_to(path.resolve())
+                if size is None:
+                    (folder / path.name).symlink_to(path.resolve())
+                    continue
+                resample = Image.Resampling.BILINEAR if kind == "JPEGImages" else Image.Resampling.NEAREST
+                with Image.open(path) as image:
+                    image.resize(tuple(map(int, size.split("x"))), resample).save(folder / path.name, quality=95)
     (view / "ImageSets" / "2016").mkdir(parents=True)
     (view / "ImageSets" / "2016" / "val.txt").write_text("".join(f"{name}\n" for name in sequences))
     return view
@@ -183,15 +191,21 @@ def end_to_end(args: argparse.Namespace, work: Path) -> tuple[dict, dict, dict]:
     else:
         listed = (root / "ImageSets" / "2016" / "val.txt").read_text().split()
         sequences = listed if args.sequences == "all" else args.sequences.split(",")
-        if args.frames_per_sequence:
+        if args.frames_per_sequence or args.resize:
             source = root
-            root = _view(root, sequences, args.frames_per_sequence, work / "view")
-            substitute = f"the first {args.frames_per_sequence} frames of each sequence of {source.resolve()}"
+            root = _view(root, sequences, args.frames_per_sequence, work / "view", args.resize)
+            count = f"the first {args.frames_per_sequence}" if args.frames_per_sequence else "all"
+            resized = f", resized to {args.resize}" if args.resize else ""
+            substitute = f"{count} frames of each sequence of {source.resolve()}{resized}"
     inputs = {**davis_input(root, sequences), "substitute": substitute, "year": "2016"}
     inputs.update(grid=_grids(inputs["sizes"]), backbone=BACKBONE, threads=args.e2e_threads)
     _announce(inputs, args.before)
     before_tree, before_revision = _export(args.before, work / "before")
     trees = {"before": before_tree, "after": ROOT}
+    revisions = {"before": {"path": f"git archive {args.before}", "revision": before_revision, "exported": True}}
+    if args.after:  # another revision in place of this checkout (to reproduce an older figure)
+        trees["after"], after_revision = _export(args.after, work / "after-tree")
+        revisions["after"] = {"path": f"git archive {args.after}", "revision": after_revision, "exported": True}
     runs: dict[str, list[dict]] = {"before": [], "after": []}
     for repeat in range(args.e2e_repeat):
         for name, tree in trees.items():
@@ -211,7 +225,6 @@ def end_to_end(args: argparse.Namespace, work: Path) -> tuple[dict, dict, dict]:
         results["jf"] = {name: _jf(root, sequences, work / f"{name}-0", work) for name in trees}
     if args.profile != "none":
         results["profile"] = {name: _profile(tree, root, args.profile, work) for name, tree in trees.items()}
-    revisions = {"before": {"path": f"git archive {args.before}", "revision": before_revision, "exported": True}}
     return inputs, results, revisions
 
 
@@ -240,6 +253,8 @@ def main() -> None:
     parser.add_argument("--profile", default="blackswan:30", help="SEQUENCE:FRAME to profile per operator, or none")
     parser.add_argument("--no-jf", dest="jf", action="store_false", help="skip scoring the masks")
     parser.add_argument("--before", default=BEFORE, help="the git revision to compare against (default %(default)s)")
+    parser.add_argument("--after", help="a git revision to measure instead of this checkout (older figures)")
+    parser.add_argument("--resize", metavar="WxH", help="run on copies of the frames resized to WxH (a substitute)")
     parser.add_argument("--davis-root", help="DAVIS root (default: $DENSE_RETRIEVAL_DAVIS_MINI or ../shared)")
     parser.add_argument("--json", action="store_true", help="print the record as one JSON document")
     add_out_argument(parser, "bench_propagation")
@@ -248,6 +263,8 @@ def main() -> None:
     record = BenchmarkRecord("bench_propagation", args.out)
     inputs, results, revisions = {}, {}, {}
     if args.frames:
+        print(f"input: random {args.channels}-d features on a {args.height}x{args.width} grid (synthetic, not frames),"
+              f" 1 + {args.context} context frames, {args.frames} timed frame(s)", file=sys.stderr)  # fmt: skip
         results["kernels"] = kernels(args)
         inputs["kernels"] = results["kernels"]["input"]
     if args.sequences != "none":
@@ -270,7 +287,7 @@ def _print_end_to_end(inputs: dict, e2e: dict, args: argparse.Namespace, documen
           f" {inputs['frames']} frames {', '.join(inputs['sizes'])}; {args.e2e_threads} thread(s),"
           f" best of {args.e2e_repeat}")  # fmt: skip
     for name, row in (("before", before), ("after", after)):
-        tree = document["trees"]["this" if name == "after" else name]
+        tree = document["trees"].get(name, document["trees"]["this"])
         revision = tree["revision"][:10] + (" + changes" if tree.get("dirty") else "") if tree["revision"] else "?"
         print(f"  {name:<7} ({revision})  {row['frames_per_second']:.3f} frames/s   whole process {row['wall_s']:.1f} s"
               f"   CPU {row['cpu_s']:.1f} s   peak RSS {row['peak_rss_mb']} MB")  # fmt: skip
