@@ -43,8 +43,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchrecord import BenchmarkRecord, add_out_argument, frame_size_warning  # noqa: E402
 
 from dense_retrieval.backbone.config import FeatureConfig
-from dense_retrieval.backbone.features import IMAGENET_MEAN, IMAGENET_STD, FeatureExtractor
+from dense_retrieval.backbone.features import FeatureExtractor
 from dense_retrieval.backbone.networks import build_backbone
+from dense_retrieval.backbone.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from dense_retrieval.protocols import CRW, DINO
 
 # (backbone, layer, output stride, protocol) of the --vits comparison; the first is the reference
