@@ -76,11 +76,19 @@ def profile_frame(davis_root: str, sequence: str, target: int) -> dict:
     paths = dataset.sequence(sequence).frames[: target + 1]
     first = np.asarray(dataset.first_frame_labels(sequence))
     backbone = api["build_backbone"](name="mobilenet_v2", layer="features.13", output_stride=8)
-    extractor = api["FeatureExtractor"](backbone, api["FeatureConfig"](l2_normalize=True, batch_size=1, device="cpu"))
+    try:  # the CRW protocol's feature settings (its preprocessing recipe), in the trees that have them
+        from dense_retrieval.protocols import CRW as crw_protocol
+
+        config = crw_protocol.features.features(batch_size=1, device="cpu")
+    except ImportError:
+        config = api["FeatureConfig"](l2_normalize=True, batch_size=1, device="cpu")
+    extractor = api["FeatureExtractor"](backbone, config)
     propagator = api["LabelPropagator"](api["CRW"])
+    preprocessing = getattr(extractor, "preprocessing", None)  # trees with recipes decode as the recipe says
+    read = (lambda path: api["read_image"](path, preprocessing.decode)) if preprocessing else api["read_image"]
     with torch.inference_mode():
         for index, path in enumerate(paths[:-1]):
-            features = extractor.forward_batch([api["read_image"](path)])[0]
+            features = extractor.forward_batch([read(path)])[0]
             if index == 0:
                 grid = api["labels_to_grid"](first, int(first.max()) + 1, tuple(features.shape[1:]))
                 propagator.start(features, grid)
@@ -98,7 +106,7 @@ def profile_frame(davis_root: str, sequence: str, target: int) -> dict:
         stages[name] = {"wall_ms": round(elapsed * 1e3, 1), "cpu_ms": round(cpu * 1e3, 1), "ops": _operators(profiled)}
 
     with tempfile.TemporaryDirectory() as tmp:
-        stage("decode", lambda: state.update(frame=api["read_image"](paths[-1])))
+        stage("decode", lambda: state.update(frame=read(paths[-1])))
         stage("features", lambda: state.update(features=extractor.forward_batch([state["frame"]])[0]))
         stage("propagation", lambda: state.update(soft=propagator.step(state["features"])))
         stage("labels", lambda: state.update(labels=_labels(api, state["soft"], first.shape)))
