@@ -74,6 +74,7 @@ def propagate_frames(
     total: int | None = None,
     desc: str = "frames",
     ahead_frames: int = AHEAD_FRAMES,
+    search_workers: int | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Propagate ``first_labels`` through ``frames``.
 
@@ -94,6 +95,7 @@ def propagate_frames(
         total: number of frames, for the progress bar.
         desc: progress bar label.
         ahead_frames: frames decoded and embedded ahead of the propagation (0: none, no thread).
+        search_workers: neighbour searches run side by side on the CPU (default: one per core; speed only).
 
     Yields:
         ``(frame, labels)`` per frame: the RGB frame and its ``uint8 [H, W]`` ids. The first frame's
@@ -105,6 +107,7 @@ def propagate_frames(
     on_cpu = extractor.device.type == "cpu"
     parallel = ahead_frames > 0 and (threads > 1 or not on_cpu)
     feature_threads, workers = stage_threads(threads) if on_cpu else (threads, 1)
+    workers = search_workers or workers
     # features stay on the extractor's device: on a GPU the propagation runs there too
     stream = _memory_frames(extractor.stream(frames, total=total, desc=desc, keep_on_device=True))
     if parallel:
