@@ -169,6 +169,15 @@ def _profile(tree: Path, root: Path, spec: str, work: Path) -> dict:
     return {**json.loads(stdout.strip().splitlines()[-1]), "process": run}
 
 
+def _check_profile_trees(profiles: dict, trees: dict) -> None:
+    """Each profile ran the code of its own tree: every package module it loaded lies inside the tree."""
+    for name, found in profiles.items():
+        outside = [module for module in found["modules"] if not module.startswith(str(trees[name].resolve()))]
+        if outside:
+            sys.exit(f"the {name} profile loaded modules from outside its tree {trees[name]}: {outside[:3]}")
+        del found["modules"]
+
+
 def _grids(sizes: dict, stride: int = 8) -> dict:
     """Feature grid (h x w) of each frame size ``"WxH"`` at ``stride``."""
     grids = {}
@@ -225,6 +234,7 @@ def end_to_end(args: argparse.Namespace, work: Path) -> tuple[dict, dict, dict]:
         results["jf"] = {name: _jf(root, sequences, work / f"{name}-0", work) for name in trees}
     if args.profile != "none":
         results["profile"] = {name: _profile(tree, root, args.profile, work) for name, tree in trees.items()}
+        _check_profile_trees(results["profile"], trees)
     return inputs, results, revisions
 
 

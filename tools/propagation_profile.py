@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,14 +24,19 @@ import numpy as np
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+import dense_retrieval
+
+_PACKAGE = Path(dense_retrieval.__file__).parent  # the tree's package (PYTHONPATH)
+
 
 def _api() -> dict:
-    """The functions the profile needs, from whichever layout this tree has."""
-    try:
+    """The functions the profile needs, from whichever layout this tree has (decided by its files: an
+    editable install of another checkout could otherwise answer for the modules this tree lacks)."""
+    if (_PACKAGE / "backbone" / "features.py").is_file():
         from dense_retrieval.backbone.config import FeatureConfig
         from dense_retrieval.backbone.features import FeatureExtractor
         from dense_retrieval.backbone.networks import build_backbone
-    except ImportError:  # the flat layout of older trees
+    else:  # the flat layout of older trees
         from dense_retrieval.backbones import build_backbone
         from dense_retrieval.features import FeatureConfig, FeatureExtractor
     from dense_retrieval.data.davis import DavisDataset
@@ -38,12 +44,10 @@ def _api() -> dict:
     from dense_retrieval.data.masks import write_label_png
     from dense_retrieval.propagation import CRW, LabelPropagator, grid_to_labels, labels_to_grid
 
-    try:  # what the command line does first, in the trees that have it
+    if (_PACKAGE / "runtime.py").is_file():  # what the command line does first, in the trees that have it
         from dense_retrieval.runtime import tune_allocator
 
         tune_allocator()
-    except ImportError:
-        pass
     return {
         "FeatureConfig": FeatureConfig,
         "FeatureExtractor": FeatureExtractor,
@@ -76,16 +80,16 @@ def profile_frame(davis_root: str, sequence: str, target: int) -> dict:
     paths = dataset.sequence(sequence).frames[: target + 1]
     first = np.asarray(dataset.first_frame_labels(sequence))
     backbone = api["build_backbone"](name="mobilenet_v2", layer="features.13", output_stride=8)
-    try:  # the CRW protocol's feature settings (its preprocessing recipe), in the trees that have them
+    if (_PACKAGE / "protocols.py").is_file():  # the CRW protocol's feature settings (its preprocessing)
         from dense_retrieval.protocols import CRW as crw_protocol
 
         config = crw_protocol.features.features(batch_size=1, device="cpu")
-    except ImportError:
+    else:
         config = api["FeatureConfig"](l2_normalize=True, batch_size=1, device="cpu")
     extractor = api["FeatureExtractor"](backbone, config)
     propagator = api["LabelPropagator"](api["CRW"])
-    preprocessing = getattr(extractor, "preprocessing", None)  # trees with recipes decode as the recipe says
-    read = (lambda path: api["read_image"](path, preprocessing.decode)) if preprocessing else api["read_image"]
+    decoder = getattr(getattr(extractor, "preprocessing", None), "decode", None)  # trees with recipes
+    read = (lambda path: api["read_image"](path, decoder)) if isinstance(decoder, str) else api["read_image"]
     with torch.inference_mode():
         for index, path in enumerate(paths[:-1]):
             features = extractor.forward_batch([read(path)])[0]
@@ -119,6 +123,14 @@ def profile_frame(davis_root: str, sequence: str, target: int) -> dict:
         "channels": int(state["features"].shape[0]),
         "context": "frame 0 + the 20 frames before (CRW)",
         "threads": torch.get_num_threads(),
+        "package": str(_PACKAGE.resolve()),
+        "modules": sorted(
+            {
+                str(Path(module.__file__).resolve())
+                for module in (sys.modules[name] for name in list(sys.modules) if name.startswith("dense_retrieval"))
+                if getattr(module, "__file__", None)
+            }
+        ),
         "stages": stages,
     }
 
