@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import wait
 
 import numpy as np
 import torch
@@ -137,10 +138,10 @@ def propagate_frames(
             yield loop.finish(*searches.popleft())
         if error is not None:
             raise error
-    finally:
+    finally:  # an early stop: drop the searches not started, wait for the running ones
         for _, _, future in searches:
             future.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
+        wait([future for _, _, future in searches])
         if parallel:
             stream.close()  # stops the reader thread before the caller's thread count comes back
             torch.set_num_threads(threads)
