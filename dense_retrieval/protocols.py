@@ -21,6 +21,7 @@ from .backbone.specs import STRIDE_MODES, get_spec
 from .errors import InputError
 from .propagation import config as propagation
 from .retrieval.config import VocProtocol
+from .retrieval.dense.config import DenseProtocol, DenseTransforms
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class FeatureProtocol:
         resize: the input resize policy (``native``, ``short:N``, ``short:N/M``, ``fixed:HxW``); for a ViT
             both sides are then floored to a multiple of the patch size.
         interpolation: image resampling when resizing.
+        normalization: the input mean/std by name (``backbone.config.NORMALIZATIONS``); None: ImageNet's.
     """
 
     layer: str | None = None
@@ -44,6 +46,7 @@ class FeatureProtocol:
     l2_normalize: bool = False
     resize: str = "native"
     interpolation: str = "bicubic"
+    normalization: str | None = None
 
     def __post_init__(self) -> None:
         if self.stride_mode not in STRIDE_MODES:
@@ -70,6 +73,8 @@ class FeatureProtocol:
     def features(self, **overrides: object) -> FeatureConfig:
         """The FeatureConfig of this protocol; ``overrides`` (batch_size, device, l2_normalize, ...) win."""
         settings = {"resize": self.resize, "interpolation": self.interpolation, "l2_normalize": self.l2_normalize}
+        if self.normalization is not None:
+            settings["normalization"] = self.normalization
         settings.update({key: value for key, value in overrides.items() if value is not None})
         return FeatureConfig(**settings)
 
@@ -85,6 +90,7 @@ class Protocol:
             None: :attr:`features` without its output stride.
         propagation: label propagation settings (video protocols).
         voc: segment retrieval settings (VOC protocols).
+        dense: dense nearest-neighbour retrieval settings (the Hummingbird protocol), with its transforms.
         source: the paper and code the protocol follows.
     """
 
@@ -94,6 +100,7 @@ class Protocol:
     voc: VocProtocol | None = None
     source: str = ""
     vit_features: FeatureProtocol | None = None
+    dense: DenseProtocol | None = None
 
     def replace(self, **changes: object) -> Protocol:
         return replace(self, **changes)
@@ -157,7 +164,31 @@ SEGMENT_INDEX = Protocol(
 )
 """Indexing any image collection: default layer, natural stride, images at their own size."""
 
-PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (CRW, DINO, MASKCONTRAST, SEGMENT_INDEX)}
+HUMMINGBIRD = Protocol(
+    "hummingbird",
+    # the transforms resize (DenseTransforms); the network sees input x input images as they come
+    FeatureProtocol(resize="native", interpolation="bilinear", normalization="hummingbird"),
+    dense=DenseProtocol(
+        transforms=DenseTransforms(
+            crop_scale=(0.5, 2.0),
+            crop_ratio=(3 / 4, 4 / 3),
+            jitter=(0.1, 0.1, 0.1, 0.1),
+            jitter_probability=0.5,
+        ),
+    ),
+    source="Balazevic et al., NeurIPS 2023, as reproduced by vpariza/open-hummingbird-eval (hbird/hbird_eval.py, "
+    "hbird/utils/transforms.py): last-layer patch features, memory of 1024 x 10^4 patches sampled rarest class "
+    "first over 2 augmented passes, 30 neighbours, softmax temperature 0.02, inputs 512 (/16, /8) or 504 (/14), "
+    "std (0.229, 0.224, 0.255) as in that code, Hungarian-matched mIoU",
+)
+"""Dense nearest-neighbour retrieval (Hummingbird). ViTs: the last block's patch tokens after the final norm.
+CNNs (a documented choice; the protocol defines ViTs only): the architecture's default layer at its natural
+stride, 16 for MobileNetV2 features.13 and ResNet layer3 (res4), so a 512 input gives the 32 x 32 grid of a
+/16 ViT; ``--layer layer4 --output-stride 16 --stride-mode dilate`` takes a ResNet's last layer on that grid.
+The transforms and the normalisation (its blue std 0.255, a typo of 0.225 kept so the published numbers can
+be reproduced; ``--normalization imagenet`` corrects it) are the reproduction's."""
+
+PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (CRW, DINO, MASKCONTRAST, SEGMENT_INDEX, HUMMINGBIRD)}
 PROPAGATION_PROTOCOLS: tuple[str, ...] = tuple(name for name, p in PROTOCOLS.items() if p.propagation is not None)
 
 

@@ -14,6 +14,13 @@ from ..errors import InputError
 from .specs import DEFAULT_ARCHITECTURE
 
 INTERPOLATIONS = ("bicubic", "bilinear")
+NORMALIZATIONS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "hummingbird": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.255)),
+}
+"""Mean and std (RGB, on [0, 1] pixels) a network input is normalised with. ``imagenet``: torchvision's
+ImageNet statistics, the default. ``hummingbird``: open-hummingbird-eval's constants, whose blue std 0.255
+is a typo of 0.225, kept so its published numbers can be reproduced (the Hummingbird preset's default)."""
 _RESIZE_PATTERN = re.compile(r"^(native|short:(\d+)(?:/(\d+))?|fixed:(\d+)x(\d+))$")
 
 
@@ -53,6 +60,8 @@ class FeatureConfig:
         batch_size: images per forward pass (consecutive images of equal size are batched).
         device: "auto" (CUDA when present, else CPU), "cpu", "cuda", "cuda:N".
         amp: autocast to half precision on CUDA (ignored on CPU, where extraction is deterministic fp32).
+        normalization: the mean/std of :data:`NORMALIZATIONS` inputs are normalised with; None: ``imagenet``
+            (left out of older records, which all used it).
     """
 
     resize: str = "native"
@@ -61,8 +70,13 @@ class FeatureConfig:
     batch_size: int = 4
     device: str = "auto"
     amp: bool = True
+    normalization: str | None = None
 
     def __post_init__(self) -> None:
+        if self.normalization is not None and self.normalization not in NORMALIZATIONS:
+            raise InputError(
+                f"unknown normalization {self.normalization!r}", hint=f"use one of {', '.join(NORMALIZATIONS)}"
+            )
         if not _RESIZE_PATTERN.match(self.resize):
             raise InputError(
                 f"resize policy {self.resize!r} not understood",
@@ -80,6 +94,11 @@ class FeatureConfig:
             _check_budget(int(match.group(4)), int(match.group(5)), self.resize)
         elif match.group(2):
             _check_budget(int(match.group(2)), int(match.group(2)), self.resize)
+
+    @property
+    def mean_std(self) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+        """(mean, std) of the input normalisation, RGB on [0, 1] pixels."""
+        return NORMALIZATIONS[self.normalization or "imagenet"]
 
     def input_size(self, height: int, width: int, multiple: int = 1) -> tuple[int, int]:
         """The (H, W) fed to the network for an image of ``height`` x ``width``.

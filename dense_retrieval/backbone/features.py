@@ -21,11 +21,10 @@ from PIL import Image
 
 from ..errors import InputError
 from ..progress import track
-from .config import BackboneConfig, FeatureConfig
+from .config import NORMALIZATIONS, BackboneConfig, FeatureConfig
 from .networks import DenseBackbone, build_backbone
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGENET_MEAN, IMAGENET_STD = NORMALIZATIONS["imagenet"]
 _PIL_RESAMPLING = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
 T = TypeVar("T")
 
@@ -77,8 +76,9 @@ class FeatureExtractor:
         self.device = resolve_device(self.config.device)
         # batch-norm folded, channels-last weights: the same features up to float rounding, less work
         self.backbone = backbone.for_inference().to(self.device)
-        self._mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1) * 255.0
-        self._std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1) * 255.0
+        mean, std = self.config.mean_std
+        self._mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1) * 255.0
+        self._std = torch.tensor(std, device=self.device).view(1, 3, 1, 1) * 255.0
 
     @classmethod
     def build(cls, backbone: BackboneConfig, config: FeatureConfig | None = None) -> FeatureExtractor:
@@ -108,18 +108,25 @@ class FeatureExtractor:
         return -(-in_h // self.stride), -(-in_w // self.stride)
 
     def prepare(self, image: np.ndarray) -> np.ndarray:
-        """Resize one uint8 [H, W, 3] RGB image to the network input size (no-op when native)."""
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        """Resize one uint8 [H, W, 3] RGB image to the network input size (no-op when native).
+
+        A float32 [H, W, 3] image on the 0..255 scale (one resampled by a protocol's own transforms) is
+        taken as it is when it already has the input size.
+        """
+        floating = image.dtype == np.float32
+        if image.ndim != 3 or image.shape[2] != 3 or not (image.dtype == np.uint8 or floating):
             raise InputError(f"expected a uint8 [H, W, 3] RGB image, got {image.dtype} {image.shape}")
         size = self.input_size(*image.shape[:2])
         if size == image.shape[:2]:
             return image
+        if floating:
+            raise InputError(f"a float image of {image.shape[:2]} is not the network input size {size}")
         resized = Image.fromarray(image).resize((size[1], size[0]), _PIL_RESAMPLING[self.config.interpolation])
         return np.asarray(resized)
 
     @torch.inference_mode()
     def forward_batch(self, images: list[np.ndarray]) -> torch.Tensor:
-        """Prepared uint8 images of one size -> float32 features [N, C, h, w] on the extractor's device."""
+        """Prepared images of one size (uint8, or float32 on 0..255) -> float32 features [N, C, h, w] on the device."""
         # NHWC uint8 -> channels-last float: no transpose copy, and oneDNN/cuDNN convs run faster on it
         batch = torch.from_numpy(np.stack(images)).to(self.device).permute(0, 3, 1, 2).float()
         batch = ((batch - self._mean) / self._std).contiguous(memory_format=torch.channels_last)

@@ -1,0 +1,91 @@
+"""Images and label maps as the Hummingbird protocol feeds them to the network (torchvision transforms).
+
+open-hummingbird-eval (``hbird/utils/transforms.py``, ``image_transformations.py``) applies the image's own
+transforms first and the shared (image + labels) ones after:
+
+- memory (training) images: brightness, contrast, saturation and hue jitter on the image (each applied
+  with its probability), then one ``RandomResizedCrop`` of image and labels: the image resampled
+  bilinearly with antialias as a float tensor, the labels by torch's nearest rule;
+- validation images: the image resized bilinearly (PIL, antialias) to input x input, the labels resized
+  by torch's nearest rule.
+
+Their image tensor is normalised before the crop; here the crop runs on the 0..255 float image and the
+feature extractor normalises after it. Resampling is linear with weights summing to one, so the two
+orders give the same input up to float rounding. The values (scale, ratio, jitter) are the protocol's
+(:data:`dense_retrieval.protocols.HUMMINGBIRD`). Random draws come from torch's generator seeded per
+(seed, pass, image) inside ``torch.random.fork_rng``: reproducible, resumable, and the caller's global
+generator is left as it was (docs/architecture.md, house rule 13).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.transforms import ColorJitter, InterpolationMode, RandomApply, RandomResizedCrop
+from torchvision.transforms import functional as TF
+
+from .config import DenseTransforms
+
+_JITTERS = ("brightness", "contrast", "saturation", "hue")
+
+
+@dataclass(frozen=True)
+class InputSample:
+    """One image as the network sees it.
+
+    Attributes:
+        image: uint8 [S, S, 3] (validation resize) or float32 [S, S, 3] on 0..255 (augmented crop).
+        labels: uint8 [S, S] class ids at the input size (255 void).
+        crop: (top, left, height, width) of the region of the original image the input shows.
+    """
+
+    image: np.ndarray
+    labels: np.ndarray
+    crop: tuple[int, int, int, int]
+
+
+def derived_seed(*parts: int) -> int:
+    """A 63-bit seed that is a function of ``parts`` (e.g. seed, pass, image index, purpose)."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+def validation_input(rgb: np.ndarray, labels: np.ndarray, size: int) -> InputSample:
+    """The validation transform: image (PIL bilinear, antialias) and labels (torch nearest) to size x size.
+
+    Args:
+        rgb: uint8 [H, W, 3]. labels: uint8 [H, W] class ids.
+    """
+    image = np.asarray(Image.fromarray(rgb).resize((size, size), Image.Resampling.BILINEAR))
+    resized = TF.resize(torch.from_numpy(np.ascontiguousarray(labels))[None], [size, size], InterpolationMode.NEAREST)
+    return InputSample(image, resized[0].numpy(), (0, 0, rgb.shape[0], rgb.shape[1]))
+
+
+def memory_input(rgb: np.ndarray, labels: np.ndarray, size: int, transforms: DenseTransforms, seed: int) -> InputSample:
+    """The memory (training) transform: jitter, then one random resized crop of image and labels.
+
+    Args:
+        rgb: uint8 [H, W, 3]. labels: uint8 [H, W] class ids.
+        size: the network input side S.
+        transforms: the protocol's crop and jitter settings.
+        seed: every random draw of this sample comes from it (:func:`derived_seed`).
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        picture = Image.fromarray(rgb)
+        for name, strength in zip(_JITTERS, transforms.jitter, strict=True):
+            picture = RandomApply([ColorJitter(**{name: strength})], p=transforms.jitter_probability)(picture)
+        image = torch.from_numpy(np.asarray(picture, dtype=np.float32).copy()).permute(2, 0, 1)
+        top, left, height, width = RandomResizedCrop.get_params(
+            image, scale=list(transforms.crop_scale), ratio=list(transforms.crop_ratio)
+        )
+    image = TF.resized_crop(
+        image, top, left, height, width, [size, size], InterpolationMode.BILINEAR, antialias=True
+    ).permute(1, 2, 0)
+    cropped = TF.resized_crop(
+        torch.from_numpy(np.ascontiguousarray(labels))[None], top, left, height, width, [size, size],
+        InterpolationMode.NEAREST,
+    )  # fmt: skip
+    return InputSample(image.contiguous().numpy(), cropped[0].numpy(), (top, left, height, width))
