@@ -90,6 +90,14 @@ def synth_voc(
     train: Annotated[int, typer.Option("--train", min=1, help="Images in ImageSets/Segmentation/train.txt.")] = 24,
     val: Annotated[int, typer.Option("--val", min=1, help="Images in ImageSets/Segmentation/val.txt.")] = 16,
     size: Annotated[int, typer.Option("--size", min=32, help="Square image size in pixels.")] = 256,
+    trainaug: Annotated[
+        bool,
+        typer.Option(
+            "--trainaug",
+            help="Also write SegmentationClassAug/ and ImageSets/Segmentation/trainaug.txt for the train images "
+            "(the layout of `retrieval eval-dense --dataset voc`).",
+        ),
+    ] = False,
     seed: SeedOption = 0,
     overwrite: OverwriteOption = False,
     json_output: JsonOption = False,
@@ -99,7 +107,9 @@ def synth_voc(
 
     start_output(json_output)
     started = time.perf_counter()
-    manifest = make_synthetic_voc(out, num_train=train, num_val=val, size=size, seed=seed, overwrite=overwrite)
+    manifest = make_synthetic_voc(
+        out, num_train=train, num_val=val, size=size, seed=seed, overwrite=overwrite, trainaug=trainaug
+    )
     counts: dict[str, int] = {}
     for image in manifest["images"]:
         for obj in image["objects"]:

@@ -25,6 +25,7 @@ from ...labels import VOID
 from ...progress import track
 from ..atomic import atomic_directory, write_json
 from ..davis import write_davis_sequence, write_image_set
+from ..masks import write_label_png
 from ..voc import write_voc_image_set, write_voc_sample
 from .assets import BACKGROUNDS, SYNTH_CLASSES, SynthClass
 from .scenes import boundary_band, plan_sequence, render_sequence, render_voc_image
@@ -133,6 +134,7 @@ def make_synthetic_voc(
     max_objects: int = 3,
     void_radius: int | None = None,
     overwrite: bool = False,
+    trainaug: bool = False,
 ) -> dict:
     """Write a synthetic PASCAL VOC segmentation set to ``out``.
 
@@ -146,6 +148,8 @@ def make_synthetic_voc(
         void_radius: half-width in pixels of the void band on object boundaries; default
             ``max(1, round(min(H, W) / 200))`` (VOC's ~5-pixel band at 500 pixels).
         overwrite: replace ``out`` if it exists and is not empty.
+        trainaug: also write the SBD-augmented layout of dense retrieval's VOC protocol: the train
+            images' labels in ``SegmentationClassAug/`` and their ids in ``trainaug.txt``.
 
     Returns:
         The manifest written to ``synth.json`` (parameters; per image its split and objects).
@@ -164,6 +168,7 @@ def make_synthetic_voc(
         "seed": seed,
         "max_objects": max_objects,
         "void_radius": radius,
+        **({"trainaug": True} if trainaug else {}),
     }
     records = []
     with atomic_directory(out) as root:
@@ -178,6 +183,8 @@ def make_synthetic_voc(
             instances[void] = VOID
             classes[void] = VOID
             write_voc_sample(root, image_id, image, classes, instances)
+            if trainaug and index < num_train:
+                write_label_png(root / "SegmentationClassAug" / f"{image_id}.png", classes)
             records.append(
                 {
                     "id": image_id,
@@ -188,6 +195,8 @@ def make_synthetic_voc(
             )
         for split in ("train", "val"):
             write_voc_image_set(root, [r["id"] for r in records if r["split"] == split], split)
+        if trainaug:
+            write_voc_image_set(root, [r["id"] for r in records if r["split"] == "train"], "trainaug")
         manifest = _manifest("voc", params, images=records)
         write_json(root / MANIFEST, manifest)
     return manifest

@@ -199,7 +199,7 @@ def build_memory(
         started = time.perf_counter()
 
         def extract(number: int) -> None:
-            _extract(staging, number, range(number * size, min((number + 1) * size, count_images)), source, plan)
+            extract_shard(staging, number, range(number * size, min((number + 1) * size, count_images)), source, plan)
 
         shards = staging.extract_missing(count, ranks, extract)
         extract_seconds = time.perf_counter() - started
@@ -210,7 +210,7 @@ def build_memory(
         if not ranks.is_main:
             return None
         log(f"joining {count} shards ({int(offsets(shards)[-1])} patches) into {out}")
-        report = _join(out, staging, shards, record, plan, options.on_disk, source.names, ranks)
+        report = join_memory(out, staging, shards, record, plan, options.on_disk, source.names, ranks)
         extracted = staging.extracted_now(ranks.world)
         report["shards"] = {"count": count, "images_per_shard": size, "extracted_now": extracted}
         report["seconds"] = {"extract": round(extract_seconds, 2), **report["seconds"]}
@@ -235,7 +235,7 @@ def check_replaceable(out: Path, overwrite: bool) -> None:
         raise OutputExistsError(f"a patch memory exists at {out}", hint="pass --overwrite to replace it")
 
 
-def _extract(staging: Staging, number: int, images: range, source: PatchSource, plan: MemoryPlan) -> Shard:
+def extract_shard(staging: Staging, number: int, images: range, source: PatchSource, plan: MemoryPlan) -> Shard:
     """Write the kept patches of ``images`` (every pass) as shard ``number``."""
     writer = None
     crops: dict[str, dict[str, list[int]]] = {}
@@ -256,7 +256,7 @@ def _extract(staging: Staging, number: int, images: range, source: PatchSource, 
     return writer.finish({"images": [images.start, images.stop], "crops": crops, "classes": plan.num_classes})
 
 
-def _join(
+def join_memory(
     out: Path,
     staging: Staging,
     shards: Sequence[Shard],

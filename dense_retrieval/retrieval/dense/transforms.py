@@ -59,7 +59,7 @@ def validation_input(rgb: np.ndarray, labels: np.ndarray, size: int) -> InputSam
         rgb: uint8 [H, W, 3]. labels: uint8 [H, W] class ids.
     """
     image = np.asarray(Image.fromarray(rgb).resize((size, size), Image.Resampling.BILINEAR))
-    resized = TF.resize(torch.from_numpy(np.ascontiguousarray(labels))[None], [size, size], InterpolationMode.NEAREST)
+    resized = TF.resize(torch.from_numpy(np.array(labels, dtype=np.uint8))[None], [size, size], InterpolationMode.NEAREST)
     return InputSample(image, resized[0].numpy(), (0, 0, rgb.shape[0], rgb.shape[1]))
 
 
@@ -85,7 +85,7 @@ def memory_input(rgb: np.ndarray, labels: np.ndarray, size: int, transforms: Den
         image, top, left, height, width, [size, size], InterpolationMode.BILINEAR, antialias=True
     ).permute(1, 2, 0)
     cropped = TF.resized_crop(
-        torch.from_numpy(np.ascontiguousarray(labels))[None], top, left, height, width, [size, size],
+        torch.from_numpy(np.array(labels, dtype=np.uint8))[None], top, left, height, width, [size, size],
         InterpolationMode.NEAREST,
     )  # fmt: skip
     return InputSample(image.contiguous().numpy(), cropped[0].numpy(), (top, left, height, width))
