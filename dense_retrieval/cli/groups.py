@@ -15,7 +15,10 @@ synth = new_app("Write small synthetic datasets (DAVIS or VOC layout) with known
 davis = new_app("DAVIS video object segmentation: propagate first-frame masks, score results with J&F.")
 video = new_app("Propagate a first-frame mask through any video file or frame folder.")
 index = new_app("Build and inspect segment indexes (FAISS + SQLite).")
-retrieval = new_app("Score segment retrieval by the MaskContrast protocol (PASCAL VOC mIoU).")
+retrieval = new_app(
+    "Score retrieval: segments by the MaskContrast protocol (eval-voc), patches by the Hummingbird protocol "
+    "(eval-dense)."
+)
 
 SUBGROUPS = {
     "davis": davis,

@@ -59,7 +59,8 @@ def validation_input(rgb: np.ndarray, labels: np.ndarray, size: int) -> InputSam
         rgb: uint8 [H, W, 3]. labels: uint8 [H, W] class ids.
     """
     image = np.asarray(Image.fromarray(rgb).resize((size, size), Image.Resampling.BILINEAR))
-    resized = TF.resize(torch.from_numpy(np.array(labels, dtype=np.uint8))[None], [size, size], InterpolationMode.NEAREST)
+    labels = torch.from_numpy(np.array(labels, dtype=np.uint8))[None]
+    resized = TF.resize(labels, [size, size], InterpolationMode.NEAREST)
     return InputSample(image, resized[0].numpy(), (0, 0, rgb.shape[0], rgb.shape[1]))
 
 
