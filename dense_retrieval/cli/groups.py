@@ -11,7 +11,7 @@ root = new_app(
     "Start with `dense-retrieval demo`; every command has --help."
 )
 checkpoints = new_app("List, inspect and download backbone weights.")
-synth = new_app("Write small synthetic datasets (DAVIS or VOC layout) with known ground truth.")
+synth = new_app("Write small synthetic datasets (DAVIS, VOC or ADE20K layout) with known ground truth.")
 davis = new_app("DAVIS video object segmentation: propagate first-frame masks, score results with J&F.")
 video = new_app("Propagate a first-frame mask through any video file or frame folder.")
 index = new_app("Build and inspect segment indexes (FAISS + SQLite).")

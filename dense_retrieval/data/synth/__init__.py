@@ -2,9 +2,9 @@
 
 assets.py    textures, shapes and backgrounds cut from scikit-image's bundled photos
 scenes.py    moving, occluding, resizing objects rendered into frames and images
-datasets.py  make_synthetic_davis / make_synthetic_voc: whole datasets written atomically
+datasets.py  make_synthetic_davis / make_synthetic_voc / make_synthetic_ade20k: whole datasets written atomically
 """
 
-from .datasets import make_synthetic_davis, make_synthetic_voc
+from .datasets import make_synthetic_ade20k, make_synthetic_davis, make_synthetic_voc
 
-__all__ = ["make_synthetic_davis", "make_synthetic_voc"]
+__all__ = ["make_synthetic_ade20k", "make_synthetic_davis", "make_synthetic_voc"]
