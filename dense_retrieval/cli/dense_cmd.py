@@ -149,7 +149,7 @@ def eval_dense(
     from ..errors import InputError
     from ..retrieval.dense.evaluate import evaluate_dense
     from ..retrieval.dense.run import check_run_folder, commit_report, default_memory, inputs_of, run_folder
-    from ..retrieval.index.stages import IndexOptions
+    from ..retrieval.index.stages import IndexOptions, check_factory
 
     start_output(json_output)
     if memory is not None and memory_out is not None:
@@ -177,7 +177,8 @@ def eval_dense(
             normalization=normalization, device=ranks.device(device), batch_size=batch_size
         )
         extractor = make_extractor(network, features)
-        protocol.input_for(extractor.stride)  # a bad --input-size fails before OUT is made
+        protocol.input_for(extractor.stride)  # a bad --input-size or --factory fails before OUT is made
+        check_factory(options, extractor.channels)
         with run_folder(out.resolve(), ranks) as folder:
             report = evaluate_dense(
                 train,

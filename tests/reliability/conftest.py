@@ -43,6 +43,11 @@ class Data:
     clip_mask: Path  # its first-frame mask
     video: Path  # the same frames as an MP4
     checkpoint: Path  # a good mobilenet_v2 state dict (random weights)
+    dense: Path  # a `retrieval eval-dense` output of ``voc`` (train split, 64 px inputs): report.json, memory/
+
+
+DENSE_ARGS = ("--train-split", "train", "--input-size", "64", "--memory-size", "200", "--device", "cpu")
+"""`retrieval eval-dense` on the shared VOC set: its train split (no SegmentationClassAug), 4 x 4 patch grids."""
 
 
 def _cli(*args: object) -> None:
@@ -79,8 +84,10 @@ def data(tmp_path_factory) -> Data:
 
     write_video(video, (read_image(p) for p in sorted(clip.iterdir())), fps=10)
     checkpoint = hostile.save_checkpoint(root / "mobilenet_random.pth", hostile.mobilenet_state(seed=1))
+    dense = root / "dense"
+    _cli("retrieval", "eval-dense", "--root", voc, "--out", dense, *DENSE_ARGS)
     return Data(
-        root, davis, sequence, voc, images, image, image_mask, index, results, clip, clip_mask, video, checkpoint
+        root, davis, sequence, voc, images, image, image_mask, index, results, clip, clip_mask, video, checkpoint, dense
     )
 
 

@@ -53,6 +53,20 @@ DAVIS_POINTS = {
 }
 
 
+# `retrieval eval-dense --out OUT --shard-images 1` (OUT a folder named "dense-out"): the memory build's
+# shards (.memory.build/shard-NNNNNN), its join into OUT/memory, the report
+DENSE_POINTS = {
+    "second-shard": {"audit": "open", "match": "*/.memory.build/shard-000001.partial/vectors.f32"},
+    "last-shard": {"audit": "open", "match": "*/.memory.build/shard-000003.partial/labels.bin"},
+    "memory-joining": {
+        "function": ["dense_retrieval.retrieval.dense.memory_build:join_memory"],
+        "line": "write_json(tmp / RECORD, document)",
+    },
+    "memory-swapping-in": {"function": ["dense_retrieval.data.outputs:swap_directory"], "line": "_RENAME_NOREPLACE"},
+    "report-writing": {"audit": "open", "match": "*/dense-out/.report.json*"},
+}
+
+
 def start_at_point(args: list[str], point: dict, signal: str, workdir: Path, cwd: Path | None = None):
     """Start ``dense-retrieval ARGS`` under the kill-point harness; returns (process, hit_file)."""
     spec = workdir / f"point-{signal}.json"

@@ -12,6 +12,7 @@ import pytest
 
 from tests.reliability import (
     cases_davis,
+    cases_dense,
     cases_features,
     cases_index,
     cases_other,
@@ -31,6 +32,7 @@ ALL_CASES = [
     *cases_video.CASES,
     *cases_other.CASES,
     *cases_pretrain.CASES,
+    *cases_dense.CASES,
 ]
 MINIMUM_CASES = 150
 
