@@ -185,6 +185,30 @@ class PatchMemory:
         """``images.json``: the memory images (``"images"``) and each pass's crop of each (``"crops"``)."""
         return json.loads((self.path / IMAGES).read_text(encoding="utf-8"))
 
+    def patch_boxes(self, ids: np.ndarray) -> list[tuple[str, tuple[float, float, float, float]]]:
+        """Where memory patches ``ids`` come from: (image path, (top, left, bottom, right) in its pixels).
+
+        A patch is a cell of the grid of one pass's input; that input showed a crop of the image (the whole
+        image for the validation resize), so the cell maps back to a box of the original image.
+        """
+        listing = self.images()
+        rows, cols = self.record["grid"]
+        size = self.record["input_size"]
+        boxes = []
+        for image, epoch, cell in self.origins_of(np.asarray(ids).reshape(-1)).tolist():
+            top, left, height, width = listing["crops"][str(image)][str(epoch)]
+            row, col = divmod(cell, cols)
+            scale_y, scale_x = height / size, width / size
+            step = size / rows, size / cols
+            box = (
+                top + row * step[0] * scale_y,
+                left + col * step[1] * scale_x,
+                top + (row + 1) * step[0] * scale_y,
+                left + (col + 1) * step[1] * scale_x,
+            )
+            boxes.append((listing["images"][image], box))
+        return boxes
+
 
 def _mapped(file: Path, shape: tuple[int, int], dtype: str) -> np.ndarray:
     """A ``.npy`` array memory-mapped read-only, checked to be ``shape`` of ``dtype``."""
