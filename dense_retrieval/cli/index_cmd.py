@@ -221,8 +221,8 @@ def index_info(index: IndexArgument, json_output: JsonOption = False) -> None:
     backbone, features = record.backbone, record.features
     typer.echo(f"index       {report['path']}")
     typer.echo(f"segments    {report['segments']} from {report['images']} images")
-    for method, counts in report["proposals"].items():
-        typer.echo(f"  {method:<10}{counts['segments']} segments, {counts['images']} images")
+    for line in proposal_table(report["proposals"]):
+        typer.echo(line)
     where = "on disk, memory-mapped" if report["on_disk"] else "in memory"
     typer.echo(
         f"faiss       {report['factory']} (dim {report['dim']}, version {report['version']}, "
@@ -239,6 +239,23 @@ def index_info(index: IndexArgument, json_output: JsonOption = False) -> None:
         f"weights {backbone['weights']}"
     )
     typer.echo(f"features    resize {features['resize']}, pooling {record.settings.get('pooling')}")
+
+
+def proposal_table(proposals: dict[str, dict]) -> list[str]:
+    """One line per proposal method of an index, its counts in aligned columns whatever the method's name.
+
+    Args:
+        proposals: ``{method: {"segments": n, "images": m}}`` as ``SegmentIndex.info()`` gives it.
+    """
+    if not proposals:
+        return []
+    name = max(len(method) for method in proposals)
+    segments = max(len(str(counts["segments"])) for counts in proposals.values())
+    images = max(len(str(counts["images"])) for counts in proposals.values())
+    return [
+        f"  {method:<{name}}  {counts['segments']:>{segments}} segments  {counts['images']:>{images}} images"
+        for method, counts in proposals.items()
+    ]
 
 
 def _proposal_inputs(*paths: Path | None) -> list[Path]:
