@@ -206,14 +206,17 @@ def build_memory(
         if int(offsets(shards)[-1]) == 0:
             raise InputError("the memory images gave no patches", hint="check the images and the labels")
         check_factory(options, shards[0].dim)
+        started = time.perf_counter()
         record = train_and_encode(staging, shards, options, ranks, log)
+        train_encode_seconds = time.perf_counter() - started
         if not ranks.is_main:
             return None
         log(f"joining {count} shards ({int(offsets(shards)[-1])} patches) into {out}")
         report = join_memory(out, staging, shards, record, plan, options.on_disk, source.names, ranks)
         extracted = staging.extracted_now(ranks.world)
         report["shards"] = {"count": count, "images_per_shard": size, "extracted_now": extracted}
-        report["seconds"] = {"extract": round(extract_seconds, 2), **report["seconds"]}
+        stages = {"extract": extract_seconds, "train_and_encode": train_encode_seconds}
+        report["seconds"] = {**{key: round(value, 2) for key, value in stages.items()}, **report["seconds"]}
         staging.remove()
         return report
 
