@@ -84,3 +84,10 @@ def test_layout_errors_name_what_is_missing(voc, tmp_path):
         open_split("cityscapes", broken, "val")
     with pytest.raises(InputError, match="no split"):
         open_split("ade20k", broken, "test")
+
+
+def test_eval_dense_help_names_every_kind(run_cli):
+    from dense_retrieval.data.segmentation_sets import KINDS
+
+    text = run_cli("retrieval", "eval-dense", "--help").stdout
+    assert all(kind in text for kind in KINDS)

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from ..backbone.config import NORMALIZATIONS
-from ..data.segmentation_sets import KINDS
 from ..protocols import HUMMINGBIRD
 from ..retrieval.dense.config import LABEL_DTYPES, MATCHINGS
 from . import groups
@@ -68,7 +67,7 @@ def _memory_size(text: str) -> int | None:
 def eval_dense(
     root: Annotated[Path, typer.Option("--root", help="The dataset folder (layout: see above).")],
     out: Annotated[Path, typer.Option("--out", help="Output folder: report.json, memory/, predictions/.")],
-    dataset: Annotated[str, typer.Option("--dataset", help=f"{', '.join(KINDS)}.")] = "voc",
+    dataset: Annotated[str, typer.Option("--dataset", help="voc, ade20k or folder (layouts above).")] = "voc",
     num_classes: Annotated[
         int | None, typer.Option("--num-classes", min=1, help="Classes of a --dataset folder (labels 0..C-1).")
     ] = None,
