@@ -20,6 +20,7 @@ from dense_retrieval.protocols import HUMMINGBIRD
 from dense_retrieval.retrieval.dense.evaluate import evaluate_dense
 from dense_retrieval.retrieval.dense.patches import patch_classes
 from dense_retrieval.retrieval.dense.transforms import derived_seed, memory_input, validation_input
+from dense_retrieval.retrieval.index.stages import IndexOptions
 from tests.test_dense_patches import _reference_sample
 
 SIZE = 128  # input side: an 8 x 8 grid at stride 16
@@ -78,6 +79,23 @@ def test_library_equals_the_plain_reference_on_a_real_network(voc, extractor, tm
         found = read_label_png(tmp_path / "pred" / f"{val.ids[index]}.png")
         assert np.array_equal(found, expected), f"prediction {val.ids[index]} differs"
     assert 0.0 < report["miou"] <= 1.0 and report["miou_present"] >= report["miou"]
+
+
+def test_inverted_file_memory_keeps_the_exact_miou_on_a_real_network(voc, extractor, tmp_path):
+    train, val = open_split("voc", voc, "trainaug"), open_split("voc", voc, "val")
+    protocol = HUMMINGBIRD.dense.replace(memory_size=8 * 2 * 48, input_size=SIZE)
+    exact = evaluate_dense(train, val, extractor, protocol, tmp_path / "exact")
+    approximate = evaluate_dense(
+        train, val, extractor, protocol, tmp_path / "ivf", IndexOptions(factory="IVF16,SQ8", recall_queries=100)
+    )
+    recall = approximate["memory"]["recall"]
+    assert approximate["memory"]["factory"] == "IVF16,SQ8" and recall["k"] == 30 and recall["queries"] == 76
+    assert recall["recall_at_30"] < 1.0  # the memory is approximate ...
+    assert abs(approximate["miou"] - exact["miou"]) <= 0.005, (
+        exact["miou"],
+        approximate["miou"],
+        recall,
+    )  # ... the score not
 
 
 @pytest.fixture()
