@@ -96,7 +96,9 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"not a folder: {folder}", hint="pass a folder of images")
-    paths = sorted(check_utf8_name(p) for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    paths = sorted(
+        check_utf8_name(p) for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
     if not paths:
         raise InputError(f"no images in {folder}", hint=f"expected files ending in {', '.join(IMAGE_SUFFIXES)}")
     return paths

@@ -29,7 +29,6 @@ MP4_FOURCC = "mp4v"
 class TruncatedVideoWarning(UserWarning):
     """A video file yielded fewer frames than its header declares (the CLI prints it as one line)."""
 
-
 _NUMBER = re.compile(r"(\d+)$")
 
 
