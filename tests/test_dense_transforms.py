@@ -17,11 +17,12 @@ from torchvision import transforms as T
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
-from dense_retrieval.backbone.config import NORMALIZATIONS
+from dense_retrieval.backbone.preprocessing import IMAGENET_STD, get_preprocessing
 from dense_retrieval.protocols import HUMMINGBIRD
 from dense_retrieval.retrieval.dense.transforms import memory_input, validation_input
 
-MEAN, STD = NORMALIZATIONS["hummingbird"]
+RECIPE = get_preprocessing(HUMMINGBIRD.features.preprocess)
+MEAN, STD = RECIPE.mean, RECIPE.std
 SETTINGS = HUMMINGBIRD.dense.transforms
 
 
@@ -36,14 +37,16 @@ def _scene(seed: int, height: int = 181, width: int = 243) -> tuple[np.ndarray, 
 
 
 def _normalised(image: np.ndarray) -> torch.Tensor:
-    """What the toolkit's feature extractor feeds the network: (pixels / 255 - mean) / std, CHW."""
-    tensor = torch.from_numpy(np.asarray(image, dtype=np.float32)).permute(2, 0, 1) / 255.0
+    """What the toolkit's feature extractor feeds the network: (pixels in [0, 1] - mean) / std, CHW."""
+    tensor = torch.from_numpy(np.asarray(image, dtype=np.float32)).permute(2, 0, 1)
+    tensor = tensor / 255.0 if image.dtype == np.uint8 else tensor
     return (tensor - torch.tensor(MEAN).view(3, 1, 1)) / torch.tensor(STD).view(3, 1, 1)
 
 
 def test_preset_is_the_reproductions():
-    assert STD == (0.229, 0.224, 0.255) and NORMALIZATIONS["imagenet"][1] == (0.229, 0.224, 0.225)
-    assert HUMMINGBIRD.features.normalization == "hummingbird"
+    assert STD == (0.229, 0.224, 0.255) and IMAGENET_STD == (0.229, 0.224, 0.225)
+    assert HUMMINGBIRD.features.preprocess == "hummingbird" and HUMMINGBIRD.features.resize == "native"
+    assert get_preprocessing("hummingbird-imagenet").std == IMAGENET_STD
     assert SETTINGS.crop_scale == (0.5, 2.0) and SETTINGS.jitter == (0.1, 0.1, 0.1, 0.1)
     assert SETTINGS.jitter_probability == 0.5
     assert HUMMINGBIRD.dense.input_for(16) == 512 and HUMMINGBIRD.dense.input_for(8) == 512
@@ -52,7 +55,7 @@ def test_preset_is_the_reproductions():
 
 def test_validation_input_equals_the_reproductions_resize():
     rgb, labels = _scene(0)
-    found = validation_input(rgb, labels, 128)
+    found = validation_input(rgb, labels, 128, RECIPE)
     image = T.Compose([T.Resize((128, 128), antialias=True), T.ToTensor(), T.Normalize(MEAN, STD)])(
         Image.fromarray(rgb)
     )
@@ -64,7 +67,7 @@ def test_validation_input_equals_the_reproductions_resize():
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_memory_input_equals_the_reproductions_jitter_then_crop(seed):
     rgb, labels = _scene(seed)
-    found = memory_input(rgb, labels, 96, SETTINGS, seed)
+    found = memory_input(rgb, labels, 96, SETTINGS, seed, RECIPE)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         jitter = [
@@ -85,9 +88,9 @@ def test_memory_inputs_are_reproducible_and_leave_the_global_generator_alone():
     rgb, labels = _scene(5)
     torch.manual_seed(123)
     before = torch.random.get_rng_state()
-    first = memory_input(rgb, labels, 64, SETTINGS, 9)
+    first = memory_input(rgb, labels, 64, SETTINGS, 9, RECIPE)
     assert torch.equal(torch.random.get_rng_state(), before)
-    again = memory_input(rgb, labels, 64, SETTINGS, 9)
-    other = memory_input(rgb, labels, 64, SETTINGS, 10)
+    again = memory_input(rgb, labels, 64, SETTINGS, 9, RECIPE)
+    other = memory_input(rgb, labels, 64, SETTINGS, 10, RECIPE)
     assert np.array_equal(first.image, again.image) and first.crop == again.crop
     assert not np.array_equal(first.image, other.image)

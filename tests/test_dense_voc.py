@@ -36,7 +36,7 @@ def voc(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def extractor():
-    config = FeatureConfig(resize="native", interpolation="bilinear", normalization="hummingbird", device="cpu")
+    config = FeatureConfig(resize="native", preprocess="hummingbird", device="cpu")
     return FeatureExtractor.build(BackboneConfig("mobilenet_v2"), config)
 
 
@@ -47,9 +47,10 @@ def _reference(train, val, extractor, protocol) -> list[np.ndarray]:
     per_image = protocol.per_image(len(train), cells)
     for image in range(len(train)):
         rgb, labels = train.read(image)
+        recipe = extractor.preprocessing
         for epoch in range(protocol.passes):
             seed = derived_seed(protocol.seed, epoch, image, 0)
-            sample = memory_input(rgb, labels, SIZE, protocol.transforms, seed)
+            sample = memory_input(rgb, labels, SIZE, protocol.transforms, seed, recipe)
             features = extractor.extract([sample.image]).features[0].reshape(extractor.channels, -1).T
             mapped = torch.from_numpy(sample.labels.astype(np.int64))
             mapped[mapped == 255] = 0
@@ -61,7 +62,7 @@ def _reference(train, val, extractor, protocol) -> list[np.ndarray]:
     keys, values = torch.stack(keys), torch.stack(values)
     predictions = []
     for index in range(len(val)):
-        sample = validation_input(*val.read(index), SIZE)
+        sample = validation_input(*val.read(index), SIZE, extractor.preprocessing)
         q = extractor.extract([sample.image]).features[0].reshape(extractor.channels, -1).T
         top = (F.normalize(q, dim=1) @ keys.T).topk(protocol.neighbours, dim=1)
         weights = torch.softmax(top.values / protocol.temperature, dim=1)

@@ -11,16 +11,9 @@ import re
 from dataclasses import dataclass
 
 from ..errors import InputError
+from .preprocessing import get_preprocessing
 from .specs import DEFAULT_ARCHITECTURE
 
-INTERPOLATIONS = ("bicubic", "bilinear")
-NORMALIZATIONS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
-    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-    "hummingbird": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.255)),
-}
-"""Mean and std (RGB, on [0, 1] pixels) a network input is normalised with. ``imagenet``: torchvision's
-ImageNet statistics, the default. ``hummingbird``: open-hummingbird-eval's constants, whose blue std 0.255
-is a typo of 0.225, kept so its published numbers can be reproduced (the Hummingbird preset's default)."""
 _RESIZE_PATTERN = re.compile(r"^(native|short:(\d+)(?:/(\d+))?|fixed:(\d+)x(\d+))$")
 
 
@@ -55,35 +48,29 @@ class FeatureConfig:
             "short:N/M" (short side N, long side scaled and floored to a multiple of M: DINO's video
             protocol is "short:480/64") or "fixed:HxW" (e.g. "fixed:512x512", MaskContrast's VOC protocol).
             A ViT additionally needs both sides to be a multiple of its patch size: see :meth:`input_size`.
-        interpolation: image resampling when resizing, "bicubic" (MaskContrast) or "bilinear".
+        preprocess: the name of the recipe that turns a file into the network input (decoder, resize
+            library and filter, rounding, mean/std: :mod:`.preprocessing`); each protocol names its
+            reference's ("crw", "dino", "maskcontrast", ...); "pil-bicubic" is the toolkit's own.
         l2_normalize: L2-normalise every feature vector over channels (CRW does).
         batch_size: images per forward pass (consecutive images of equal size are batched).
         device: "auto" (CUDA when present, else CPU), "cpu", "cuda", "cuda:N".
         amp: autocast to half precision on CUDA (ignored on CPU, where extraction is deterministic fp32).
-        normalization: the mean/std of :data:`NORMALIZATIONS` inputs are normalised with; None: ``imagenet``
-            (left out of older records, which all used it).
     """
 
     resize: str = "native"
-    interpolation: str = "bicubic"
+    preprocess: str = "pil-bicubic"
     l2_normalize: bool = False
     batch_size: int = 4
     device: str = "auto"
     amp: bool = True
-    normalization: str | None = None
 
     def __post_init__(self) -> None:
-        if self.normalization is not None and self.normalization not in NORMALIZATIONS:
-            raise InputError(
-                f"unknown normalization {self.normalization!r}", hint=f"use one of {', '.join(NORMALIZATIONS)}"
-            )
         if not _RESIZE_PATTERN.match(self.resize):
             raise InputError(
                 f"resize policy {self.resize!r} not understood",
                 hint="use native, short:480, short:480/64 or fixed:512x512",
             )
-        if self.interpolation not in INTERPOLATIONS:
-            raise InputError(f"interpolation {self.interpolation!r} not supported", hint="use bicubic or bilinear")
+        get_preprocessing(self.preprocess)  # an unknown recipe fails here, naming the known ones
         if self.batch_size < 1:
             raise InputError(f"batch size must be at least 1, got {self.batch_size}")
         match = _RESIZE_PATTERN.match(self.resize)
@@ -94,11 +81,6 @@ class FeatureConfig:
             _check_budget(int(match.group(4)), int(match.group(5)), self.resize)
         elif match.group(2):
             _check_budget(int(match.group(2)), int(match.group(2)), self.resize)
-
-    @property
-    def mean_std(self) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
-        """(mean, std) of the input normalisation, RGB on [0, 1] pixels."""
-        return NORMALIZATIONS[self.normalization or "imagenet"]
 
     def input_size(self, height: int, width: int, multiple: int = 1) -> tuple[int, int]:
         """The (H, W) fed to the network for an image of ``height`` x ``width``.

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from ..backbone.config import NORMALIZATIONS
 from ..protocols import HUMMINGBIRD
 from ..retrieval.dense.config import LABEL_DTYPES, MATCHINGS
 from . import groups
@@ -95,13 +94,14 @@ def eval_dense(
     ] = None,
     matching: Annotated[str, typer.Option("--matching", help=f"{' or '.join(MATCHINGS)}.")] = _DENSE.matching,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Crops, jitter and sampling noise.")] = _DENSE.seed,
-    normalization: Annotated[
+    preprocess: Annotated[
         str,
         typer.Option(
-            "--normalization",
-            help=f"{' or '.join(NORMALIZATIONS)}: hummingbird is the reproduction's std (0.229, 0.224, 0.255).",
+            "--preprocess",
+            help="The input recipe: hummingbird (the reproduction's: PIL bilinear, std (0.229, 0.224, 0.255)), "
+            "hummingbird-imagenet (std 0.225), or any of `--help` of `features`.",
         ),
-    ] = HUMMINGBIRD.features.normalization,
+    ] = HUMMINGBIRD.features.preprocess,
     label_dtype: Annotated[
         str, typer.Option("--label-dtype", help=f"{' or '.join(LABEL_DTYPES)}: soft labels as stored.")
     ] = _DENSE.label_dtype,
@@ -173,7 +173,7 @@ def eval_dense(
     network = backbone_config(HUMMINGBIRD, backbone, weights, checkpoint, layer, output_stride, stride_mode)
     with session() as ranks:
         features = HUMMINGBIRD.features_for(network.name).features(
-            normalization=normalization, device=ranks.device(device), batch_size=batch_size
+            preprocess=preprocess, device=ranks.device(device), batch_size=batch_size
         )
         extractor = make_extractor(network, features)
         protocol.input_for(extractor.stride)  # a bad --input-size or --factory fails before OUT is made

@@ -16,6 +16,7 @@ from .options import (
     CheckpointOption,
     LayerOption,
     OutputStrideOption,
+    PreprocessOption,
     ResizeOption,
     StrideModeOption,
     WeightsOption,
@@ -90,6 +91,7 @@ def build(
     output_stride: OutputStrideOption = None,
     stride_mode: StrideModeOption = SEGMENT_INDEX.features.stride_mode,
     resize: ResizeOption = SEGMENT_INDEX.features.resize,
+    preprocess: PreprocessOption = SEGMENT_INDEX.features.preprocess,
     device: DeviceOption = "auto",
     batch_size: BatchSizeOption = 4,
     json_output: JsonOption = False,
@@ -122,7 +124,7 @@ def build(
         extractor = make_extractor(
             network,
             protocol.features_for(network.name).features(
-                resize=resize, device=ranks.device(device), batch_size=batch_size
+                resize=resize, preprocess=preprocess, device=ranks.device(device), batch_size=batch_size
             ),
         )
         if ranks.is_main:
@@ -238,7 +240,10 @@ def index_info(index: IndexArgument, json_output: JsonOption = False) -> None:
         f"backbone    {backbone['name']} {backbone['layer']} stride {backbone['stride']} ({backbone['stride_mode']}), "
         f"weights {backbone['weights']}"
     )
-    typer.echo(f"features    resize {features['resize']}, pooling {record.settings.get('pooling')}")
+    typer.echo(
+        f"features    resize {features['resize']}, preprocessing {features['preprocess'].get('name')}, "
+        f"pooling {record.settings.get('pooling')}"
+    )
 
 
 def proposal_table(proposals: dict[str, dict]) -> list[str]:

@@ -100,9 +100,10 @@ class LabelledImages:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Image ``uint8 [H, W, 3]`` and labels ``uint8 [H, W]`` of image ``index`` (sizes checked)."""
-        rgb, labels = read_image(self.images[index]), read_label_png(self.labels[index])
+    def read(self, index: int, decoder: str = "pil") -> tuple[np.ndarray, np.ndarray]:
+        """Image ``uint8 [H, W, 3]`` (decoded by ``decoder``, a recipe's) and labels ``uint8 [H, W]`` of image
+        ``index`` (sizes checked)."""
+        rgb, labels = read_image(self.images[index], decoder), read_label_png(self.labels[index])
         if labels.shape != rgb.shape[:2]:
             raise DataFormatError(
                 f"label PNG {self.labels[index]} is {labels.shape[0]}x{labels.shape[1]}, its image is "

@@ -197,7 +197,7 @@ DENSE = [
     case("dense-input-size-not-a-multiple", E, *RUN, "--out", "{out}", "--input-size", "100", contains=("multiple",)),
     case("dense-temperature-zero", E, *RUN, "--out", "{out}", "--temperature", "0"),
     case("dense-matching-unknown", E, *RUN, "--out", "{out}", "--matching", "greedy"),
-    case("dense-normalization-unknown", E, *RUN, "--out", "{out}", "--normalization", "cifar"),
+    case("dense-preprocess-unknown", E, *RUN, "--out", "{out}", "--preprocess", "cifar"),
     case("dense-label-dtype-unknown", E, *RUN, "--out", "{out}", "--label-dtype", "int4"),
     case("dense-factory-bogus", E, *RUN, "--out", "{out}", "--factory", "NotAnIndex"),
     case("dense-max-memory-bogus", E, *RUN, "--out", "{out}", "--max-memory", "lots"),

@@ -41,8 +41,8 @@ class DenseTransforms:
         jitter: (brightness, contrast, saturation, hue) strengths.
         jitter_probability: probability of each of the four jitters, independently.
 
-    The input's normalisation (the reproduction's std, or ImageNet's) is the feature side's
-    (:attr:`~dense_retrieval.protocols.FeatureProtocol.normalization`).
+    The validation resize and the input's normalisation (the reproduction's std, or ImageNet's) are the
+    feature side's preprocessing recipe (``hummingbird``: :mod:`dense_retrieval.backbone.preprocessing`).
     """
 
     crop_scale: tuple[float, float]

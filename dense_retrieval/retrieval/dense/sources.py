@@ -39,17 +39,18 @@ class ImagePatches:
 
     def sample(self, image: int, epoch: int, rgb: np.ndarray, labels: np.ndarray) -> InputSample:
         """The network input of ``image`` in pass ``epoch`` (reproducible from the seed alone)."""
+        recipe = self.extractor.preprocessing
         if self.protocol.augmentation_epochs == 0:
-            return validation_input(rgb, labels, self.input_size)
+            return validation_input(rgb, labels, self.input_size, recipe)
         seed = derived_seed(self.protocol.seed, epoch, image, _TRANSFORM)
-        return memory_input(rgb, labels, self.input_size, self.protocol.transforms, seed)
+        return memory_input(rgb, labels, self.input_size, self.protocol.transforms, seed, recipe)
 
     def batches(self, images: Sequence[int]) -> Iterator[PatchBatch]:
         passes = self.protocol.passes
 
         def inputs() -> Iterator[tuple[int, int, InputSample]]:
             for image in images:
-                rgb, labels = self.split.read(image)
+                rgb, labels = self.split.read(image, self.extractor.preprocessing.decode)
                 for epoch in range(passes):
                     yield image, epoch, self.sample(image, epoch, rgb, labels)
 
@@ -67,8 +68,8 @@ def validation_features(
 
     def inputs() -> Iterator[tuple[int, InputSample]]:
         for index in range(len(split)):
-            rgb, labels = split.read(index)
-            yield index, validation_input(rgb, labels, input_size)
+            rgb, labels = split.read(index, extractor.preprocessing.decode)
+            yield index, validation_input(rgb, labels, input_size, extractor.preprocessing)
 
     stream = extractor.stream(inputs(), lambda item: item[1].image, total=len(split), desc="validation images")
     for (index, sample), maps in stream:
