@@ -25,6 +25,8 @@ _COMMAND_MODULES = (
     "env_cmd",
     "davis_evaluate_cmd",
     "davis_propagate_cmd",
+    "jhmdb_cmd",
+    "vip_cmd",
     "video_cmd",
     "index_cmd",
     "retrieval_cmd",

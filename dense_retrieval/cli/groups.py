@@ -11,8 +11,10 @@ root = new_app(
     "Start with `dense-retrieval demo`; every command has --help."
 )
 checkpoints = new_app("List, inspect and download backbone weights.")
-synth = new_app("Write small synthetic datasets (DAVIS, VOC or ADE20K layout) with known ground truth.")
+synth = new_app("Write small synthetic datasets (DAVIS, VOC, ADE20K, JHMDB or VIP layout) with known ground truth.")
 davis = new_app("DAVIS video object segmentation: propagate first-frame masks, score results with J&F.")
+jhmdb = new_app("JHMDB pose propagation: propagate frame-0 joints (CRW's protocol), score results with PCK.")
+vip = new_app("VIP human-part propagation: propagate the first part map (CRW's protocol), score results with mIoU.")
 video = new_app("Propagate a first-frame mask through any video file or frame folder.")
 index = new_app("Build and inspect segment indexes (FAISS + SQLite).")
 retrieval = new_app(
@@ -22,6 +24,8 @@ retrieval = new_app(
 
 SUBGROUPS = {
     "davis": davis,
+    "jhmdb": jhmdb,
+    "vip": vip,
     "video": video,
     "index": index,
     "retrieval": retrieval,

@@ -1,14 +1,16 @@
 """The frame loop shared by every video road: frames -> features -> propagated label maps.
 
 Frames stream through the extractor (batched) and the propagator one at a time; only the frames
-still in the context stay in memory (:mod:`dense_retrieval.propagation`). Predictions are upsampled
-to the frame size; the callers write them (DAVIS results in :mod:`.davis_run`, any video in
-:mod:`.video_run`).
+still in the context stay in memory (:mod:`dense_retrieval.propagation`). :func:`propagate_soft` is
+the loop itself: it yields the soft labels on the feature grid, whatever they encode (object masks,
+keypoint heatmaps, body parts). :func:`propagate_frames` starts it from an integer label map and
+upsamples the predictions to the frame (DAVIS results in :mod:`.davis_run`, any video in
+:mod:`.video_run`); the JHMDB and VIP runners read the soft labels out in their own way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -19,13 +21,13 @@ from ..labels import VOID
 from ..propagation.config import PropagationConfig
 from ..propagation.labels import grid_to_labels, labels_to_grid
 from ..propagation.propagator import LabelPropagator
-from ..records import RunRecord
+from ..records import RESULTS_RECORD, RunRecord
 from ..runtime import ahead, split_threads
 
 AHEAD_FRAMES = 2
 """Frames read and embedded ahead of the propagation by default (memory: this many feature maps and frames)."""
 
-RECORD = "propagation.json"
+RECORD = RESULTS_RECORD
 """The run record a results folder keeps: what made its masks (:class:`~dense_retrieval.records.RunRecord`)."""
 
 
@@ -68,7 +70,58 @@ def propagate_frames(
     desc: str = "frames",
     ahead_frames: int = AHEAD_FRAMES,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Propagate ``first_labels`` through ``frames``.
+    """Propagate the integer label map ``first_labels`` through ``frames`` (:func:`propagate_soft`).
+
+    Args:
+        frames: ``uint8 [H, W, 3]`` RGB frames, the annotated one first, all one size.
+        first_labels: ``uint8 [H, W]`` ids of the first frame (0 background; 255 void counts as
+            background), one-hot encoded and resized to the grid by ``config.label_resize``.
+        extractor: the backbone and feature settings (CRW: ResNet-50 layer3, stride 8, L2-normalised).
+        config: the propagation protocol.
+        num_labels: label channels (default: largest id in ``first_labels`` + 1).
+        total: number of frames, for the progress bar.
+        desc: progress bar label.
+        ahead_frames: frames decoded and embedded ahead of the propagation (0: none, no thread).
+
+    Yields:
+        ``(frame, labels)`` per frame: the RGB frame and its ``uint8 [H, W]`` ids (soft labels upsampled
+        bilinearly to the frame, argmax). The first frame's labels are ``first_labels`` unchanged (it is
+        not predicted).
+    """
+    num_labels = num_labels or check_first_mask(first_labels, first_labels.shape[:2])
+    size = tuple(first_labels.shape[:2])
+
+    def first_grid(grid: tuple[int, int]) -> torch.Tensor:
+        return labels_to_grid(first_labels, num_labels, grid, config.label_resize)
+
+    stream = propagate_soft(frames, first_grid, extractor, config, total, desc, ahead_frames)
+    try:
+        for index, (frame, soft) in enumerate(stream):
+            if index == 0:
+                if frame.shape[:2] != size:
+                    raise DataFormatError(
+                        f"frame 0 is {frame.shape[0]}x{frame.shape[1]}, its labels {size[0]}x{size[1]}",
+                        hint="the first-frame mask must have the frame's size",
+                    )
+                yield frame, np.ascontiguousarray(first_labels, dtype=np.uint8)
+                continue
+            with torch.inference_mode():
+                labels = grid_to_labels(soft, size, normalize=config.normalize_prediction)
+            yield frame, labels.to(torch.uint8).cpu().numpy()
+    finally:
+        stream.close()  # the reader thread stops and the caller's thread count comes back now, not at collection
+
+
+def propagate_soft(
+    frames: Iterable[np.ndarray],
+    first_grid: Callable[[tuple[int, int]], torch.Tensor],
+    extractor: FeatureExtractor,
+    config: PropagationConfig,
+    total: int | None = None,
+    desc: str = "frames",
+    ahead_frames: int = AHEAD_FRAMES,
+) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+    """Propagate soft labels through ``frames``: the one frame loop of every video road.
 
     Frames are read and embedded in a background thread while the previous ones propagate, at most
     ``ahead_frames`` frames (plus one extractor batch) ahead, so memory stays bounded whatever the
@@ -79,22 +132,20 @@ def propagate_frames(
 
     Args:
         frames: ``uint8 [H, W, 3]`` RGB frames, the annotated one first, all one size.
-        first_labels: ``uint8 [H, W]`` ids of the first frame (0 background; 255 void counts as
-            background).
-        extractor: the backbone and feature settings (CRW: ResNet-50 layer3, stride 8, L2-normalised).
+        first_grid: given the feature grid ``(h, w)`` of the first frame, its labels as float
+            ``[L, h, w]`` (one-hot object maps, Gaussian keypoint maps, ...).
+        extractor: the backbone and feature settings.
         config: the propagation protocol.
-        num_labels: label channels (default: largest id in ``first_labels`` + 1).
         total: number of frames, for the progress bar.
         desc: progress bar label.
         ahead_frames: frames decoded and embedded ahead of the propagation (0: none, no thread).
 
     Yields:
-        ``(frame, labels)`` per frame: the RGB frame and its ``uint8 [H, W]`` ids. The first frame's
-        labels are ``first_labels`` unchanged (it is not predicted).
+        ``(frame, soft)`` per frame: the RGB frame and float ``[L, h, w]`` label distributions on the
+        feature grid, on the extractor's device (the first frame's are ``first_grid(grid)`` itself).
     """
-    num_labels = num_labels or check_first_mask(first_labels, first_labels.shape[:2])
     propagator = LabelPropagator(config)
-    size = tuple(first_labels.shape[:2])
+    size = None
     # features stay on the extractor's device: on a GPU the propagation runs there too
     stream = extractor.stream(frames, total=total, desc=desc, keep_on_device=True)
     threads = torch.get_num_threads()
@@ -106,6 +157,7 @@ def propagate_frames(
         torch.set_num_threads(propagation_threads)
     try:
         for index, (frame, maps) in enumerate(stream):
+            size = size or tuple(frame.shape[:2])
             if frame.shape[:2] != size:
                 raise DataFormatError(
                     f"frame {index} is {frame.shape[0]}x{frame.shape[1]}, the first frame {size[0]}x{size[1]}",
@@ -114,14 +166,11 @@ def propagate_frames(
             frame_features = maps.single()
             with torch.inference_mode():
                 if index == 0:
-                    grid = labels_to_grid(first_labels, num_labels, maps.grid, config.label_resize)
-                    propagator.start(frame_features, grid.to(frame_features.device))
-                    labels = np.ascontiguousarray(first_labels, dtype=np.uint8)
+                    soft = first_grid(maps.grid).to(frame_features.device)
+                    propagator.start(frame_features, soft)
                 else:
                     soft = propagator.step(frame_features)
-                    labels = grid_to_labels(soft, size, normalize=config.normalize_prediction)
-                    labels = labels.to(torch.uint8).cpu().numpy()
-            yield frame, labels
+            yield frame, soft
     finally:
         if overlap:
             stream.close()  # stops the reader thread before the caller's thread count comes back

@@ -1,5 +1,5 @@
-"""kill -9 and Ctrl-C at every commit point of `index add`, `index build --overwrite`, `davis propagate` and
-`retrieval eval-dense` (its memory build).
+"""kill -9 and Ctrl-C at every commit point of `index add`, `index build --overwrite`, `davis propagate`, at the
+per-video commit of `jhmdb propagate` and `vip propagate`, and in `retrieval eval-dense` (its memory build).
 
 Each run is stopped at an exact point (:mod:`tests.reliability.points`, found from outside the package by
 the kill-point harness). Then:
@@ -23,7 +23,15 @@ import pytest
 
 from tests.reliability.conftest import DENSE_ARGS
 from tests.reliability.harness import error_lines, finish_child, run_inprocess
-from tests.reliability.points import ADD_POINTS, BUILD_POINTS, DAVIS_POINTS, DENSE_POINTS, start_at_point
+from tests.reliability.points import (
+    ADD_POINTS,
+    BUILD_POINTS,
+    DAVIS_POINTS,
+    DENSE_POINTS,
+    JHMDB_POINTS,
+    VIP_POINTS,
+    start_at_point,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -181,6 +189,67 @@ def test_davis_propagate_interrupted(point, sig, data, tmp_path):
             assert (results / name / mask.name).read_bytes() == mask.read_bytes(), f"{name}/{mask.name} differs"
     assert leftovers(results, ".") == [], "temporary folders left inside --out"
     assert leftovers(tmp_path, ".res") == [], "temporary folders left next to --out"
+
+
+# ------------------------------------------------------------------------------------------ jhmdb / vip propagate
+def check_interrupted(outcome, sig: str) -> None:
+    if sig == "KILL":
+        assert outcome.exit_code == KILLED, outcome
+    else:
+        lines = error_lines(outcome)
+        assert outcome.exit_code == INTERRUPTED and outcome.stdout == "", outcome
+        assert len(lines) == 1 and "interrupted" in lines[0], outcome
+
+
+def same_joints(a: Path, b: Path) -> bool:
+    """Two joints.json files hold the same predictions (to their stored 3 decimals)."""
+    import numpy as np
+
+    first, second = (json.loads(p.read_text())["joints"] for p in (a, b))
+    as_array = [np.array([[p if p is not None else [np.nan, np.nan] for p in f] for f in j]) for j in (first, second)]
+    return as_array[0].shape == as_array[1].shape and np.allclose(*as_array, atol=2e-3, equal_nan=True)
+
+
+@pytest.mark.parametrize("sig", SIGNALS)
+@pytest.mark.parametrize("point", list(JHMDB_POINTS))
+def test_jhmdb_propagate_interrupted(point, sig, data, tmp_path):
+    results = tmp_path / "res"
+    args = ["jhmdb", "propagate", "--jhmdb-root", data.jhmdb, "--out", results]
+    process, hit = start_at_point(args, JHMDB_POINTS[point], sig, tmp_path)
+    outcome = finish_child(process)
+    assert hit.exists(), f"the run never reached {point}: {outcome!r}"
+    check_interrupted(outcome, sig)
+    record = results / "propagation.json"
+    listed = json.loads(record.read_text())["sequences"] if record.exists() else {}
+    for name in listed:  # every video the record lists is complete
+        assert same_joints(results / name / "joints.json", data.jhmdb_results / name / "joints.json")
+    rerun = run_inprocess(args)
+    assert rerun.exit_code == 0, rerun
+    expected = json.loads((data.jhmdb_results / "propagation.json").read_text())["sequences"]
+    assert sorted(json.loads(record.read_text())["sequences"]) == sorted(expected)
+    for name in expected:
+        assert same_joints(results / name / "joints.json", data.jhmdb_results / name / "joints.json"), name
+    assert leftovers(results, ".") == [], "temporary folders left inside --out"
+    assert leftovers(tmp_path, ".res") == [], "temporary folders left next to --out"
+
+
+@pytest.mark.parametrize("sig", SIGNALS)
+@pytest.mark.parametrize("point", list(VIP_POINTS))
+def test_vip_propagate_interrupted(point, sig, data, tmp_path):
+    results = tmp_path / "res"
+    args = ["vip", "propagate", "--vip-root", data.vip, "--out", results]
+    process, hit = start_at_point(args, VIP_POINTS[point], sig, tmp_path)
+    outcome = finish_child(process)
+    assert hit.exists(), f"the run never reached {point}: {outcome!r}"
+    check_interrupted(outcome, sig)
+    rerun = run_inprocess(args)
+    assert rerun.exit_code == 0, rerun
+    for name in ("videos1", "videos2"):
+        masks = sorted(p.name for p in (data.vip_results / name).glob("*.png"))
+        assert sorted(p.name for p in (results / name).glob("*.png")) == masks
+        for mask in masks:
+            assert (results / name / mask).read_bytes() == (data.vip_results / name / mask).read_bytes(), mask
+    assert leftovers(results, ".") == [] and leftovers(tmp_path, ".res") == []
 
 
 # ------------------------------------------------------------------------------------------ retrieval eval-dense

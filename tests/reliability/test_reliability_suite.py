@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from tests.reliability import (
+    cases_benchmarks,
     cases_davis,
     cases_dense,
     cases_features,
@@ -29,6 +30,7 @@ ALL_CASES = [
     *cases_scale.CASES,
     *cases_query.CASES,
     *cases_davis.CASES,
+    *cases_benchmarks.CASES,
     *cases_video.CASES,
     *cases_other.CASES,
     *cases_pretrain.CASES,
