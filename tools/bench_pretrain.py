@@ -35,9 +35,9 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
+from dense_retrieval.distributed import DistEnv  # noqa: E402
 from dense_retrieval.pretrain.config import DEFAULT_WORKERS, get_preset  # noqa: E402
 from dense_retrieval.pretrain.dataset import EpochSampler, MultiCropDataset  # noqa: E402
-from dense_retrieval.pretrain.distributed import DistEnv  # noqa: E402
 from dense_retrieval.pretrain.source import scan_sources  # noqa: E402
 from dense_retrieval.pretrain.step import build_training_model, forward_backward, step_seed  # noqa: E402
 

@@ -34,6 +34,7 @@ _COMMAND_MODULES = (
     "checkpoints_cmd",
     "synth_cmd",
     "pretrain_cmd",
+    "bench_cmd",
 )
 
 

@@ -21,6 +21,7 @@ retrieval = new_app(
     "Score retrieval: segments by the MaskContrast protocol (eval-voc), patches by the Hummingbird protocol "
     "(eval-dense)."
 )
+bench = new_app("Compare backbones on benchmarks: a matrix of checkpoints x benchmarks, one table (torchrun-ready).")
 
 SUBGROUPS = {
     "davis": davis,
@@ -31,4 +32,5 @@ SUBGROUPS = {
     "retrieval": retrieval,
     "checkpoints": checkpoints,
     "synth": synth,
+    "bench": bench,
 }

@@ -25,6 +25,7 @@ from ..data.atomic import atomic_directory
 from ..data.davis import DavisDataset
 from ..data.images import read_image
 from ..data.masks import read_label_png, write_label_png
+from ..distributed import Ranks
 from ..errors import DataFormatError
 from ..propagation.config import PropagationConfig
 from ..viz.strip import label_strip, thumbnail
@@ -91,10 +92,12 @@ def propagate_davis(
     sequences: Sequence[str] | None = None,
     overwrite: bool = False,
     log: Callable[[str], None] | None = None,
+    ranks: Ranks | None = None,
 ) -> dict:
     """Propagate every (or the named) sequence of ``dataset`` into ``out``, resuming a previous run.
 
-    The folder follows :mod:`.results_run`: one folder per sequence, committed with its record entry.
+    The folder follows :mod:`.results_run`: one folder per sequence, committed with its record entry; under
+    torchrun (``ranks``) every rank propagates its share of the sequences into the one folder.
 
     Args:
         dataset: the DAVIS root, year, split and resolution.
@@ -104,6 +107,7 @@ def propagate_davis(
         sequences: names to run (default: the split's ImageSets list).
         overwrite: replace results made with another configuration (otherwise an error).
         log: receives one line per sequence (progress for people).
+        ranks: the ranks of a torchrun job (call it on every rank); None: one process.
 
     Returns:
         A summary: the run's configuration and, per sequence, frames, objects, seconds and status.
@@ -114,18 +118,21 @@ def propagate_davis(
         OutputExistsError: ``out`` holds other files than a previous run's and not ``overwrite``.
     """
     names = select_names(dataset.sequences, sequences, f"the {dataset.year} {dataset.split!r} set")
-    for name in names:  # bad input fails before anything is written
-        _check_sequence(dataset, name)
+    for name in names:  # bad input fails before anything is written (the same on every rank)
+        check_sequence(dataset, name)
     davis = {"root": str(dataset.root.resolve()), "year": dataset.year, "resolution": dataset.resolution}
     run = run_record(extractor, config, davis=davis)
 
     def propagate(name: str, commit: Commit) -> SequenceResult:
         return propagate_davis_sequence(dataset, name, out, extractor, config, commit)
 
-    def complete(folder: Path, entry: dict) -> bool:
-        return folder.is_dir() and sum(1 for _ in folder.glob("*.png")) == entry["frames"]
+    inputs = _inputs(dataset, names)
+    return propagate_into(out, inputs, names, run, propagate, sequence_complete, overwrite, log, ranks)
 
-    return propagate_into(out, _inputs(dataset, names), names, run, propagate, complete, overwrite, log)
+
+def sequence_complete(folder: Path, entry: dict) -> bool:
+    """Whether a recorded sequence's folder holds a mask for each of its frames."""
+    return folder.is_dir() and sum(1 for _ in folder.glob("*.png")) == entry["frames"]
 
 
 def _inputs(dataset: DavisDataset, names: list[str]) -> list[Path]:
@@ -135,7 +142,7 @@ def _inputs(dataset: DavisDataset, names: list[str]) -> list[Path]:
     return [*folders, dataset.image_set_path]
 
 
-def _check_sequence(dataset: DavisDataset, name: str) -> None:
+def check_sequence(dataset: DavisDataset, name: str) -> None:
     """Frames and a first-frame annotation with objects, of the frames' size (headers only)."""
     sequence = dataset.sequence(name)
     try:

@@ -11,10 +11,17 @@ the same commit section (:func:`~dense_retrieval.data.atomic.atomic_directory`),
 resumes where it stopped and Ctrl-C never separates a folder from its record entry. A folder made with
 another configuration is never mixed with new results (``overwrite`` replaces them), the output is
 locked for the whole run, and leftovers of killed runs are removed first (house rules 6 and 15).
+
+Under torchrun (``ranks`` of a :func:`~dense_retrieval.distributed.session`) every rank propagates its share
+of the unfinished videos into the one folder: the main rank holds the folder's lock and is the only writer
+of ``propagation.json``; each rank commits a finished video in a file of its own (:mod:`.results_commits`),
+folded into ``propagation.json`` when every rank is done, or by the next run when the job was killed. The
+results are those of one process: each video is propagated whole by one rank.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -25,9 +32,11 @@ from pathlib import Path
 from .. import __version__
 from ..data.atomic import write_json
 from ..data.outputs import check_output, locked, remove_owned
+from ..distributed import Ranks
 from ..errors import ConfigMismatchError, DataFormatError, InputError, OutputExistsError
 from ..records import RESULTS_RECORD as RECORD
 from ..records import RunRecord, read_propagation_record
+from .results_commits import clear_commits, commit_video, fold_commits
 
 _LEFTOVER = re.compile(r"^\..+\.(tmp|old)(\.\w+)?$")
 
@@ -59,6 +68,7 @@ def propagate_into(
     complete: Callable[[Path, dict], bool],
     overwrite: bool = False,
     log: Callable[[str], None] | None = None,
+    ranks: Ranks | None = None,
 ) -> dict:
     """Fill ``out`` with one folder per video of ``names``, resuming a previous run of the same record.
 
@@ -72,6 +82,8 @@ def propagate_into(
             entry holds ``frames``, ``objects``, ``seconds``).
         overwrite: replace results made with another configuration (otherwise an error).
         log: receives one line per video (progress for people).
+        ranks: under torchrun, the job's ranks: each propagates its share of the videos (module docstring).
+            Call it on every rank; the summary is the same on all.
 
     Returns:
         A summary: the run record and, per video, frames, objects, seconds and status.
@@ -82,10 +94,110 @@ def propagate_into(
     """
     out = Path(out)
     log = log or (lambda _line: None)
-    check_output(out, list(inputs), kind="dir")
+    ranks = ranks or Ranks()
+    error = None
+    try:
+        check_output(out, list(inputs), kind="dir")
+    except Exception as caught:  # noqa: BLE001 - every rank stops with the same error
+        error = caught
+    ranks.agree(error)
+    if ranks.world > 1:
+        return _propagate_shared(out, list(names), run, propagate, complete, overwrite, log, ranks)
     out.mkdir(parents=True, exist_ok=True)
     with locked(out, "results folder"):
         return _propagate_locked(out, list(names), run, propagate, complete, overwrite, log)
+
+
+def open_results(out: Path, run: RunRecord, overwrite: bool) -> dict:
+    """The record of the results folder ``out`` for ``run`` (the caller holds ``out``): leftovers of killed runs
+    removed, videos committed by the ranks of a killed torchrun job folded in, a previous record of the same
+    configuration resumed, one of another replaced under ``overwrite`` (else an error)."""
+    _remove_leftovers(out)
+    path = out / RECORD
+    if path.is_file():
+        try:
+            previous = read_propagation_record(json.loads(path.read_text(encoding="utf-8")), str(path))
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, OSError, DataFormatError):
+            previous = None  # _open_record names the problem
+        if previous is not None and fold_commits(out, previous):
+            write_json(path, previous)
+        if previous is not None:
+            clear_commits(out)
+    return _open_record(out, run, overwrite)
+
+
+def pending_videos(out: Path, record: dict, names: Sequence[str], complete: Callable[[Path, dict], bool]) -> list[str]:
+    """The videos of ``names`` that ``record`` does not list as complete in ``out``, in order."""
+    return [
+        name
+        for name in names
+        if not (record["sequences"].get(name) and complete(out / name, record["sequences"][name]))
+    ]
+
+
+def commit_to(out: Path) -> Commit:
+    """The commit of a video propagated by one of several processes (:mod:`.results_commits`)."""
+
+    def commit(result: VideoResult) -> None:
+        commit_video(
+            out, result.name, {"frames": result.frames, "objects": result.objects, "seconds": round(result.seconds, 2)}
+        )
+
+    return commit
+
+
+def collect_results(out: Path) -> dict:
+    """Fold every rank's commits into ``out``'s ``propagation.json`` (its one writer) and return the record."""
+    path = out / RECORD
+    record = read_propagation_record(json.loads(path.read_text(encoding="utf-8")), str(path))
+    fold_commits(out, record)
+    write_json(path, record)
+    clear_commits(out)
+    return record
+
+
+def _propagate_shared(
+    out: Path,
+    names: list[str],
+    run: RunRecord,
+    propagate: Callable[[str, Commit], VideoResult],
+    complete: Callable[[Path, dict], bool],
+    overwrite: bool,
+    log: Callable[[str], None],
+    ranks: Ranks,
+) -> dict:
+    """Every rank propagates its share of the pending videos; the main rank holds ``out`` and its record."""
+    with contextlib.ExitStack() as held:
+        pending, error = None, None
+        if ranks.is_main:
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+                held.enter_context(locked(out, "results folder"))
+                pending = pending_videos(out, open_results(out, run, overwrite), names, complete)
+            except Exception as caught:  # noqa: BLE001 - every rank stops with the same error
+                error = caught
+        ranks.agree(error)
+        pending = ranks.broadcast_object(pending)
+        mine = [pending[i] for i in ranks.mine(len(pending))]
+        done: list[VideoResult] = []
+        error = None
+        try:
+            for position, name in enumerate(mine, start=1):
+                log(f"[rank {ranks.rank}: {position}/{len(mine)}] {name}: propagating")
+                done.append(propagate(name, commit_to(out)))
+        except Exception as caught:  # noqa: BLE001 - the finished videos stay committed for the next run
+            error = caught
+        ranks.agree(error)
+        propagated = {result.name: result for share in ranks.gather_objects(done) for result in share}
+        if ranks.is_main:
+            collect_results(out)
+        ranks.barrier()
+    recorded = json.loads((out / RECORD).read_text(encoding="utf-8"))["sequences"]
+    results = [
+        propagated.get(name) or VideoResult(name, recorded[name]["frames"], recorded[name]["objects"], 0.0, "skipped")
+        for name in names
+    ]
+    return _summary(out, run, results)
 
 
 def _propagate_locked(
@@ -97,8 +209,7 @@ def _propagate_locked(
     overwrite: bool,
     log: Callable[[str], None],
 ) -> dict:
-    _remove_leftovers(out)
-    record = _open_record(out, run, overwrite)
+    record = open_results(out, run, overwrite)
     results: list[VideoResult] = []
     for position, name in enumerate(names, start=1):
         done = record["sequences"].get(name)
@@ -122,6 +233,10 @@ def _propagate_locked(
             f"{result.seconds:.1f} s ({result.frames / max(result.seconds, 1e-9):.2f} frames/s)"
         )
         results.append(result)
+    return _summary(out, run, results)
+
+
+def _summary(out: Path, run: RunRecord, results: list[VideoResult]) -> dict:
     propagated = [r for r in results if r.status == "done"]
     seconds = sum(r.seconds for r in propagated)
     return {

@@ -44,6 +44,8 @@ COMMANDS = (
     "synth jhmdb",
     "synth vip",
     "pretrain",
+    "bench run",
+    "bench report",
 )
 
 

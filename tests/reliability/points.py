@@ -73,6 +73,15 @@ DENSE_POINTS = {
 }
 
 
+# `bench run` of mobilenet_v2 and resnet18 x the synthetic DAVIS and VOC sets (units: the 2 sequences of each DAVIS
+# cell, each VOC cell whole; the DAVIS cells are scored and committed last)
+BENCH_POINTS = {
+    "davis-sequence-committing": {"audit": "os.rename", "match": "*/.committed/.*"},
+    "second-cell-committing": {"audit": "os.rename", "match": "*/.cell.json.*", "occurrence": 2},
+    "last-cell-committing": {"audit": "os.rename", "match": "*/.cell.json.*", "occurrence": 4},
+}
+
+
 def start_at_point(args: list[str], point: dict, signal: str, workdir: Path, cwd: Path | None = None):
     """Start ``dense-retrieval ARGS`` under the kill-point harness; returns (process, hit_file)."""
     spec = workdir / f"point-{signal}.json"

@@ -1,5 +1,6 @@
-"""kill -9 and Ctrl-C at every commit point of `index add`, `index build --overwrite`, `davis propagate`, at the
-per-video commit of `jhmdb propagate` and `vip propagate`, and in `retrieval eval-dense` (its memory build).
+"""kill -9 and Ctrl-C at every commit point of `index add`, `index build --overwrite`, `davis propagate` and
+`bench run`, at the per-video commit of `jhmdb propagate` and `vip propagate`, and in `retrieval eval-dense`
+(its memory build).
 
 Each run is stopped at an exact point (:mod:`tests.reliability.points`, found from outside the package by
 the kill-point harness). Then:
@@ -25,6 +26,7 @@ from tests.reliability.conftest import DENSE_ARGS
 from tests.reliability.harness import error_lines, finish_child, run_inprocess
 from tests.reliability.points import (
     ADD_POINTS,
+    BENCH_POINTS,
     BUILD_POINTS,
     DAVIS_POINTS,
     DENSE_POINTS,
@@ -189,6 +191,61 @@ def test_davis_propagate_interrupted(point, sig, data, tmp_path):
             assert (results / name / mask.name).read_bytes() == mask.read_bytes(), f"{name}/{mask.name} differs"
     assert leftovers(results, ".") == [], "temporary folders left inside --out"
     assert leftovers(tmp_path, ".res") == [], "temporary folders left next to --out"
+
+
+# ------------------------------------------------------------------------------------------ bench run
+@pytest.fixture(scope="module")
+def bench_scene(data, tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("bench-scene")
+    spec = root / "bench.toml"
+    spec.write_text(
+        '[run]\ndevice = "cpu"\n[[backbone]]\nweights = "default"\n[[backbone]]\narch = "resnet18"\n'
+        f'weights = "random:0"\n[benchmark.davis]\nroot = "{data.davis}"\n'
+        f'[benchmark.voc]\nroot = "{data.voc}"\nsize = 64\n'
+    )
+    reference = root / "reference"
+    outcome = run_inprocess(["bench", "run", spec, "--out", reference, "--json"])
+    assert outcome.exit_code == 0, outcome
+    return {"spec": spec, "reference": reference}
+
+
+# cells committed when the run is killed at each point; Ctrl-C lets the commit under way finish first
+BENCH_COMMITTED = {"davis-sequence-committing": 0, "second-cell-committing": 1, "last-cell-committing": 3}
+
+
+def cell_records(out: Path) -> dict[Path, bytes]:
+    return {path.relative_to(out): path.read_bytes() for path in (out / "cells").rglob("cell.json")}
+
+
+@pytest.mark.parametrize("sig", SIGNALS)
+@pytest.mark.parametrize("point", list(BENCH_POINTS))
+def test_bench_run_interrupted(point, sig, bench_scene, tmp_path):
+    from dense_retrieval.bench.folder import read_cell
+
+    reference, out = bench_scene["reference"], tmp_path / "bench"
+    args = ["bench", "run", bench_scene["spec"], "--out", out, "--json"]
+    process, hit = start_at_point(args, BENCH_POINTS[point], sig, tmp_path)
+    outcome = finish_child(process)
+    assert hit.exists(), f"the run never reached {point}: {outcome!r}"
+    check_reported(outcome, sig, "old")
+    committed = cell_records(out)
+    expected = cell_records(reference)
+    assert len(committed) == BENCH_COMMITTED[point] + (sig == "INT" and point != "davis-sequence-committing")
+    for name in committed:  # every committed cell is whole: its record reads, its number is the uninterrupted one
+        record, wanted = read_cell((out / name).parent), json.loads(expected[name])
+        assert record["status"] == "done" and record["headline"] == wanted["headline"], name
+    rerun = run_inprocess(args)
+    assert rerun.exit_code == 0, rerun
+    finished = cell_records(out)
+    assert all(finished[name] == data for name, data in committed.items()), "a committed cell was recomputed"
+    assert sorted(finished) == sorted(expected)
+    for name in ("table.csv", "details.csv"):
+        assert (out / "report" / name).read_bytes() == (reference / "report" / name).read_bytes(), name
+    for mask in sorted(reference.rglob("*.png")):
+        if "report" not in mask.parts:
+            assert (out / mask.relative_to(reference)).read_bytes() == mask.read_bytes(), mask
+    assert not list(out.rglob(".*")), "temporary files or rank commits left in the bench folder"
+    assert leftovers(tmp_path, ".bench") == [], "temporary folders left next to --out"
 
 
 # ------------------------------------------------------------------------------------------ jhmdb / vip propagate

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from tests.reliability import (
+    cases_bench,
     cases_benchmarks,
     cases_davis,
     cases_dense,
@@ -34,6 +35,7 @@ ALL_CASES = [
     *cases_video.CASES,
     *cases_other.CASES,
     *cases_pretrain.CASES,
+    *cases_bench.CASES,
     *cases_dense.CASES,
 ]
 MINIMUM_CASES = 150
