@@ -153,3 +153,22 @@ def test_hummingbird_layout_reads_the_same_images(voc, tmp_path):
     theirs, ours = open_split("voc", tmp_path, "trainaug"), open_split("voc", voc, "trainaug")
     assert theirs.ids == ours.ids and theirs.labels[0].parent.name == "SegmentationClassAug"
     assert np.array_equal(theirs.read(0)[1], ours.read(0)[1])
+
+
+@pytest.mark.slow
+def test_bench_run_gives_the_numbers_of_eval_dense(run_cli, run, voc, tmp_path):
+    """The dense registration of `bench run`: each cell's headline is `retrieval eval-dense`'s mIoU."""
+    spec = tmp_path / "bench.toml"
+    spec.write_text(
+        '[run]\ndevice = "cpu"\n\n[[backbone]]\nweights = "default"\n\n[[backbone]]\narch = "mobilenet_v2"\n'
+        f'weights = "random:0"\n\n[benchmark.dense]\nroot = "{voc}"\ninput_size = {SIZE}\nmemory_size = 320\n',
+        encoding="utf-8",
+    )
+    bench = run_cli("bench", "run", spec, "--out", tmp_path / "bench", "--json")
+    assert bench.exit_code == 0, bench
+    for weights, row in (("default", "mobilenet_v2"), ("random:0", "mobilenet_v2-random0")):
+        direct = run("--out", tmp_path / f"direct-{row}", "--weights", weights, "--json")
+        assert direct.exit_code == 0, direct
+        cell = json.loads((tmp_path / "bench" / "cells" / "dense" / row / "cell.json").read_text())
+        assert cell["headline"]["value"] == direct.json()["miou"], row
+        assert cell["metrics"]["mIoU (no matching)"] == direct.json()["miou_no_matching"]

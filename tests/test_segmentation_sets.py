@@ -91,3 +91,10 @@ def test_eval_dense_help_names_every_kind(run_cli):
 
     text = run_cli("retrieval", "eval-dense", "--help").stdout
     assert all(kind in text for kind in KINDS)
+
+
+def test_the_bench_registration_names_every_kind():
+    from dense_retrieval.bench.benchmarks import SEGMENTATION_KINDS
+    from dense_retrieval.data.segmentation_sets import KINDS
+
+    assert SEGMENTATION_KINDS == KINDS

@@ -9,6 +9,7 @@ import numpy as np
 
 from tests.reliability import hostile
 from tests.reliability.cases import case
+from tests.reliability.cases_bench import BACKBONE, run_case, spec
 from tests.reliability.cases_index import empty_folder, regular_file, user_folder
 from tests.reliability.conftest import DENSE_ARGS
 
@@ -241,4 +242,16 @@ SYNTH_ADE = [
     case("synth-ade20k-out-foreign", SA, "{out}", "--overwrite", setup=user_folder),
 ]
 
-CASES = [*DENSE, *SYNTH_ADE]
+DENSE_BENCH = '[benchmark.dense]\nroot = "{voc}"\ninput_size = 64\n'
+BENCH = [  # `bench run` with the dense registration: refused before the bench folder exists
+    run_case("bench-dense-trainaug-missing", spec(BACKBONE + DENSE_BENCH), contains=("SegmentationClassAug",)),
+    run_case(
+        "bench-dense-matching-bogus", spec(BACKBONE + DENSE_BENCH + 'matching = "greedy"\n'), contains=("greedy",)
+    ),
+    run_case(
+        "bench-dense-input-size-tiny", spec(BACKBONE + DENSE_BENCH.replace("= 64", "= 8")), contains=("input_size",)
+    ),
+    run_case("bench-dense-dataset-bogus", spec(BACKBONE + DENSE_BENCH + 'dataset = "coco"\n'), contains=("coco",)),
+]
+
+CASES = [*DENSE, *SYNTH_ADE, *BENCH]
