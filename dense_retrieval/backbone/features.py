@@ -120,14 +120,20 @@ class FeatureExtractor:
     def prepare(self, image: np.ndarray) -> np.ndarray:
         """Resize one uint8 [H, W, 3] RGB image to the network input size by the recipe (no-op when native).
 
+        A float32 [H, W, 3] image in [0, 1] (one resampled by a protocol's own transforms, such as the
+        Hummingbird memory's crops) is taken as it is when it already has the input size.
+
         Returns:
             uint8 [H', W', 3], or float32 [H', W', 3] in [0, 1] for a recipe that resizes the /255 image.
         """
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        floating = image.dtype == np.float32
+        if image.ndim != 3 or image.shape[2] != 3 or not (image.dtype == np.uint8 or floating):
             raise InputError(f"expected a uint8 [H, W, 3] RGB image, got {image.dtype} {image.shape}")
         size = self.input_size(*image.shape[:2])
         if size == image.shape[:2]:
             return image
+        if floating:
+            raise InputError(f"a float image of {image.shape[:2]} is not the network input size {size}")
         return self.preprocessing.resize(image, size)
 
     def network_input(self, images: list[np.ndarray]) -> torch.Tensor:

@@ -30,6 +30,7 @@ _COMMAND_MODULES = (
     "video_cmd",
     "index_cmd",
     "retrieval_cmd",
+    "dense_cmd",
     "checkpoints_cmd",
     "synth_cmd",
     "pretrain_cmd",
