@@ -1,8 +1,9 @@
-"""dense-retrieval: zero-finetune segment retrieval and video label propagation.
+"""dense-retrieval: zero-finetune segment retrieval, dense patch retrieval and video label propagation.
 
-Two roads from one pretrained backbone (docs/architecture.md):
+Three roads from one pretrained backbone (docs/architecture.md):
 
     images --> features --> mask proposals --> pooled segments --> SegmentIndex --> hits / VOC mIoU
+    images --> features --> patches + soft labels --> PatchMemory --> nearest patches --> mIoU (Hummingbird)
     frames --> features --> label propagation --> masks --> J&F
 
 The names below are the public API; they are imported on first use, so ``import dense_retrieval``
@@ -42,6 +43,9 @@ __getattr__, __dir__ = lazy_exports(
         "VocDataset": ".data.voc",
         "VocProtocol": ".retrieval.config",
         "evaluate_voc": ".retrieval.voc_protocol",
+        # dense (patch) retrieval: the Hummingbird protocol
+        "evaluate_dense": ".retrieval.dense.evaluate",
+        "PatchMemory": ".retrieval.dense.memory",
         # files and pictures
         "read_image": ".data.images",
         "write_image": ".data.images",

@@ -23,6 +23,7 @@ from .backbone.specs import STRIDE_MODES, get_spec
 from .errors import InputError
 from .propagation import config as propagation
 from .retrieval.config import VocProtocol
+from .retrieval.dense.config import DenseProtocol, DenseTransforms
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class Protocol:
             None: :attr:`features` without its output stride.
         propagation: label propagation settings (video protocols).
         voc: segment retrieval settings (VOC protocols).
+        dense: dense nearest-neighbour retrieval settings (the Hummingbird protocol), with its transforms.
         source: the paper and code the protocol follows.
     """
 
@@ -98,6 +100,7 @@ class Protocol:
     voc: VocProtocol | None = None
     source: str = ""
     vit_features: FeatureProtocol | None = None
+    dense: DenseProtocol | None = None
 
     def replace(self, **changes: object) -> Protocol:
         return replace(self, **changes)
@@ -196,7 +199,35 @@ validation transform computes it): PIL bilinear resize to 512x512 (a /14 model: 
 every ViT input is floored to its patch size), std (0.229, 0.224, 0.255) as that code has it (``--preprocess
 hummingbird-imagenet`` for ImageNet's 0.225). For any road that runs that protocol."""
 
-PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (CRW, DINO, CRW_JHMDB, CRW_VIP, MASKCONTRAST, SEGMENT_INDEX)}
+HUMMINGBIRD = Protocol(
+    "hummingbird",
+    # the dense road's transforms resize (memory crops; the validation resize by the recipe), so the
+    # extractor takes the input x input images as they come
+    replace(HUMMINGBIRD_FEATURES, resize="native"),
+    dense=DenseProtocol(
+        transforms=DenseTransforms(
+            crop_scale=(0.5, 2.0),
+            crop_ratio=(3 / 4, 4 / 3),
+            jitter=(0.1, 0.1, 0.1, 0.1),
+            jitter_probability=0.5,
+        ),
+    ),
+    source="Balazevic et al., NeurIPS 2023, as reproduced by vpariza/open-hummingbird-eval (hbird/hbird_eval.py, "
+    "hbird/utils/transforms.py): last-layer patch features, memory of 1024 x 10^4 patches sampled rarest class "
+    "first over 2 augmented passes, 30 neighbours, softmax temperature 0.02, inputs 512 (/16, /8) or 504 (/14), "
+    "std (0.229, 0.224, 0.255) as in that code, Hungarian-matched mIoU",
+)
+"""Dense nearest-neighbour retrieval (Hummingbird). ViTs: the last block's patch tokens after the final norm.
+CNNs (a documented choice; the protocol defines ViTs only): the architecture's default layer at its natural
+stride, 16 for MobileNetV2 features.13 and ResNet layer3 (res4), so a 512 input gives the 32 x 32 grid of a
+/16 ViT; ``--layer layer4 --output-stride 16 --stride-mode dilate`` takes a ResNet's last layer on that grid.
+The preprocessing is the ``hummingbird`` recipe (PIL bilinear, std (0.229, 0.224, 0.255): the reproduction's
+typo of 0.225, kept so its numbers can be reproduced; ``--preprocess hummingbird-imagenet`` corrects it);
+the memory's crops and jitter are :class:`DenseTransforms` (values here, the only place they live)."""
+
+PROTOCOLS: dict[str, Protocol] = {
+    p.name: p for p in (CRW, DINO, CRW_JHMDB, CRW_VIP, MASKCONTRAST, SEGMENT_INDEX, HUMMINGBIRD)
+}
 PROPAGATION_PROTOCOLS: tuple[str, ...] = tuple(name for name, p in PROTOCOLS.items() if p.propagation is not None)
 
 

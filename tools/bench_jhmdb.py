@@ -43,7 +43,7 @@ from dense_retrieval.data.jhmdb import JhmdbDataset  # noqa: E402
 from dense_retrieval.data.synth import make_synthetic_jhmdb  # noqa: E402
 from dense_retrieval.propagation.config import CRW_KEYPOINTS  # noqa: E402
 from dense_retrieval.protocols import CRW_JHMDB  # noqa: E402
-from dense_retrieval.runtime import split_threads  # noqa: E402
+from dense_retrieval.runtime import stage_threads  # noqa: E402
 from dense_retrieval.vos.jhmdb_run import propagate_jhmdb_video  # noqa: E402
 
 JHMDB_FRAME_SIZE = (320, 240)  # width x height of JHMDB's frames
@@ -92,7 +92,7 @@ def main() -> None:
             dataset, name, work / "res", extractor, CRW_JHMDB.propagation, CRW_KEYPOINTS
         )  # what `jhmdb propagate` runs per video
         threads = torch.get_num_threads()
-        torch.set_num_threads(split_threads(threads)[0])  # as many threads as the loop gives its features
+        torch.set_num_threads(stage_threads(threads)[0])  # as many threads as the loop gives its features
         started = time.perf_counter()  # the reference, right after on the same frames: the same load
         decoder = extractor.preprocessing.decode
         for _ in extractor.stream((read_image(path, decoder) for path in video), total=len(video)):
@@ -109,7 +109,7 @@ def main() -> None:
         "per_video_seconds": per_video,
         "frames_per_second": round(sum(lengths) / sum(per_video), 3),
         "features_only_seconds_per_video": round(statistics.mean(feature_seconds), 3),
-        "features_only_threads": split_threads(torch.get_num_threads())[0],
+        "features_only_threads": stage_threads(torch.get_num_threads())[0],
         "whole_run_over_features": round(sum(per_video) / sum(feature_seconds), 3),
         "projected_split": {
             "videos": args.split_videos,

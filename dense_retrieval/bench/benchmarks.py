@@ -11,6 +11,7 @@ from ..metrics.conventions import PCK_THRESHOLDS
 from ..propagation.config import CRW_KEYPOINTS
 from ..protocols import PROPAGATION_PROTOCOLS
 from ..retrieval.config import POOLING_MODES
+from ..retrieval.dense.config import MATCHINGS
 from .registry import Benchmark, Setting
 
 FEATURE_SETTINGS = (
@@ -111,7 +112,44 @@ VIP = Benchmark(
     detail=("IoU",),
 )
 
-BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (DAVIS, VOC, JHMDB, VIP)}
+SEGMENTATION_KINDS = ("voc", "ade20k", "folder")
+"""The layouts ``data/segmentation_sets.py`` reads (its ``KINDS``; written out here so this module stays light)."""
+
+DENSE = Benchmark(
+    name="dense",
+    about="dense nearest-neighbour retrieval by the Hummingbird protocol (Balazevic et al. 2023, as "
+    "open-hummingbird-eval reproduces it): a memory of patches with soft labels from the training split, every "
+    "validation patch labelled from its nearest memory patches; Hungarian-matched mIoU",
+    settings=(
+        Setting(
+            "root",
+            "folder",
+            required=True,
+            help="VOC2012 (with SegmentationClassAug), ADEChallengeData2016, or a folder of <split>/{images,labels}",
+        ),
+        Setting("dataset", "text", "voc", choices=SEGMENTATION_KINDS, help="the layout of root"),
+        Setting("num_classes", "integer", minimum=1, help="classes of a folder dataset"),
+        Setting("train_split", "text", help="the memory split (voc: trainaug, ade20k: training)"),
+        Setting("val_split", "text", help="the evaluated split (voc: val, ade20k: validation)"),
+        Setting("train_list", "file", help="only the memory images this id file lists (1/128, 1/64, 1/8 splits)"),
+        Setting("memory_size", "integer", minimum=0, help="memory patches (1024 x 10^2 .. 10^4; 0: all)"),
+        Setting("augmentation_epochs", "integer", minimum=0, help="augmented passes (2; 0: one resize pass)"),
+        Setting("neighbours", "integer", minimum=1, help="memory patches read per query (30)"),
+        Setting("temperature", "number", minimum=1e-6, help="softmax temperature (0.02)"),
+        Setting("input_size", "integer", minimum=16, help="network input side (512; 504 for /14 models)"),
+        Setting("matching", "text", choices=MATCHINGS, help="hungarian (the published numbers) or none"),
+        Setting("seed", "integer", minimum=0, help="crops, jitter and sampling noise"),
+        Setting("factory", "text", help="FAISS factory of the memory (default Flat)"),
+        Setting("max_memory", "text", help="budget of the memory's FAISS index (e.g. 8G): chooses the factory"),
+        Setting("on_disk", "flag", False, help="IVF lists memory-mapped from disk"),
+        *FEATURE_SETTINGS,
+    ),
+    runner="dense_retrieval.bench.dense_cell",
+    headline="mIoU",
+    detail=("IoU",),
+)
+
+BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (DAVIS, VOC, DENSE, JHMDB, VIP)}
 """Every registration, by name (the order of the report's columns when a spec does not choose)."""
 
 

@@ -30,6 +30,7 @@ _COMMAND_MODULES = (
     "video_cmd",
     "index_cmd",
     "retrieval_cmd",
+    "dense_cmd",
     "checkpoints_cmd",
     "synth_cmd",
     "pretrain_cmd",
@@ -41,9 +42,7 @@ _COMMAND_MODULES = (
 def _root(
     ctx: typer.Context,
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors.")] = False,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Log what the command is doing (stderr).")
-    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what the command is doing (stderr).")] = False,
 ) -> None:
     from .common import set_verbose
 

@@ -90,6 +90,14 @@ def synth_voc(
     train: Annotated[int, typer.Option("--train", min=1, help="Images in ImageSets/Segmentation/train.txt.")] = 24,
     val: Annotated[int, typer.Option("--val", min=1, help="Images in ImageSets/Segmentation/val.txt.")] = 16,
     size: Annotated[int, typer.Option("--size", min=32, help="Square image size in pixels.")] = 256,
+    trainaug: Annotated[
+        bool,
+        typer.Option(
+            "--trainaug",
+            help="Also write SegmentationClassAug/ and ImageSets/Segmentation/trainaug.txt for the train images "
+            "(the layout of `retrieval eval-dense --dataset voc`).",
+        ),
+    ] = False,
     seed: SeedOption = 0,
     overwrite: OverwriteOption = False,
     json_output: JsonOption = False,
@@ -99,7 +107,9 @@ def synth_voc(
 
     start_output(json_output)
     started = time.perf_counter()
-    manifest = make_synthetic_voc(out, num_train=train, num_val=val, size=size, seed=seed, overwrite=overwrite)
+    manifest = make_synthetic_voc(
+        out, num_train=train, num_val=val, size=size, seed=seed, overwrite=overwrite, trainaug=trainaug
+    )
     counts: dict[str, int] = {}
     for image in manifest["images"]:
         for obj in image["objects"]:
@@ -192,6 +202,37 @@ def synth_vip(
         counts = f"{video['num_frames']} frames, {video['annotated']} annotated"
         typer.echo(f"{video['name']:<12} {counts}, parts {video['parts']}")
     note(f"wrote the VIP layout to {out} in {summary['seconds']:.1f} s (ground truth: {out}/synth.json)")
+
+
+@groups.synth.command("ade20k")
+def synth_ade20k(
+    out: OutArgument,
+    train: Annotated[int, typer.Option("--train", min=1, help="Images in images/training.")] = 24,
+    val: Annotated[int, typer.Option("--val", min=1, help="Images in images/validation.")] = 8,
+    size: Annotated[int, typer.Option("--size", min=32, help="Square image size in pixels.")] = 256,
+    seed: SeedOption = 0,
+    overwrite: OverwriteOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Write a synthetic ADE20K set (ADEChallengeData2016 layout, SceneParse150 ids, 0 = other)."""
+    from ..data.synth import make_synthetic_ade20k
+
+    start_output(json_output)
+    started = time.perf_counter()
+    manifest = make_synthetic_ade20k(out, num_train=train, num_val=val, size=size, seed=seed, overwrite=overwrite)
+    summary = {
+        "out": str(out),
+        "kind": "ade20k",
+        "train": train,
+        "val": val,
+        "size": manifest["params"]["size"],
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    if json_output:
+        print_json(summary)
+        return
+    typer.echo(f"{train} training + {val} validation images, {size}x{size}")
+    note(f"wrote ADEChallengeData2016 layout to {out} in {summary['seconds']:.1f} s (ground truth: {out}/synth.json)")
 
 
 def _parse_widths(text: str | None) -> list[int] | None:

@@ -23,5 +23,8 @@ __getattr__, __dir__ = lazy_exports(
         "VocDataset": ".voc",
         "make_synthetic_davis": ".synth",
         "make_synthetic_voc": ".synth",
+        "make_synthetic_ade20k": ".synth",
+        "open_split": ".segmentation_sets",
+        "LabelledImages": ".segmentation_sets",
     },
 )

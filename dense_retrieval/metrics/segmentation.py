@@ -6,6 +6,11 @@ are left out, IoU = TP / (TP + FP + FN) per class, and a class that never occurs
 ground truth scores 0 (``absent="zero"``). The mean runs over the classes not ``excluded``: the
 21-class VOC number keeps background, the 7-class number excludes it and the 14 unused classes.
 
+Hungarian matching (open-hummingbird-eval's ``PredsmIoU``, used by its published numbers): predicted
+classes are first assigned one-to-one to true classes so that the summed IoU is largest
+(:func:`hungarian_mapping`, scipy's ``linear_sum_assignment`` on 1 - IoU), and the confusion matrix's
+columns are merged by that assignment (:func:`remap_confusion`) before TP/FP/FN are read off.
+
 No I/O, no printing (docs/architecture.md, house rule 1).
 """
 
@@ -15,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from typing import Literal
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from ..labels import VOID
 
@@ -94,3 +100,30 @@ def mean_iou(iou: np.ndarray, exclude: Sequence[int] | Iterable[int] = ()) -> fl
     values = iou[keep]
     values = values[~np.isnan(values)]
     return float(values.mean()) if values.size else float("nan")
+
+
+def hungarian_mapping(confusion: np.ndarray) -> np.ndarray:
+    """int64 [P]: the true class each predicted class is matched to, one-to-one, maximising summed IoU.
+
+    The IoU of true class r and predicted class c is ``n_rc / (row_r + col_c - n_rc)`` (0 where both are
+    empty). Predicted classes left without a partner (more predicted than true classes) map to 0, as in
+    the reproduction.
+
+    Args:
+        confusion: int [G, P] (rows: ground truth, cols: prediction).
+    """
+    confusion = np.asarray(confusion, dtype=np.float64)
+    union = confusion.sum(1, keepdims=True) + confusion.sum(0, keepdims=True) - confusion
+    iou = np.divide(confusion, union, out=np.zeros_like(confusion), where=union > 0)
+    rows, cols = linear_sum_assignment(1.0 - iou)
+    mapping = np.zeros(confusion.shape[1], dtype=np.int64)
+    mapping[cols] = rows
+    return mapping
+
+
+def remap_confusion(confusion: np.ndarray, mapping: np.ndarray) -> np.ndarray:
+    """int64 [G, G]: ``confusion`` [G, P] with every predicted column c added to column ``mapping[c]``."""
+    confusion = np.asarray(confusion, dtype=np.int64)
+    merged = np.zeros((confusion.shape[0], confusion.shape[0]), dtype=np.int64)
+    np.add.at(merged.T, np.asarray(mapping), confusion.T)
+    return merged

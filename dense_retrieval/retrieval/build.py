@@ -17,9 +17,7 @@ shard offset + local id, so the index equals the one a single process builds.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import math
 import os
 import time
@@ -29,9 +27,7 @@ from pathlib import Path
 import torch
 
 from ..backbone.features import FeatureExtractor
-from ..data.atomic import write_json
 from ..data.images import read_image
-from ..data.outputs import locked
 from ..distributed import Ranks
 from ..errors import InputError
 from .config import PoolingMode
@@ -85,21 +81,12 @@ def build_staged(
     digest = hashlib.sha256("\n".join(map(str, paths)).encode()).hexdigest()
     plan = {"inputs": digest, "images": len(paths), "shard_images": size, "record": config}
     staging = Staging(out, {**plan, "proposals": proposals.describe()})
-    with contextlib.ExitStack() as held:
-        # every rank checks --out; rank 0 holds the old index's writer lock and the build folder meanwhile
-        held.enter_context(replacing_index(out, overwrite, hold=ranks.is_main))
-        if ranks.is_main:
-            staging.path.mkdir(parents=True, exist_ok=True)
-            held.enter_context(locked(staging.path, "build folder"))
-            kept = staging.prepare()
-            log(f"build folder {staging.path}: {'resuming' if kept else 'new'}, {count} shards of {size} images")
-        ranks.barrier()
-        try:
-            return _build(staging, paths, size, count, out, extractor, proposer, pooling, config, options, ranks, log)
-        except BaseException:
-            if ranks.is_main and not staging.has_results():
-                staging.remove()  # nothing finished that a rerun could reuse: a refused build leaves no trace
-            raise
+    # every rank checks --out; rank 0 holds the old index's writer lock and the build folder meanwhile
+    with (
+        replacing_index(out, overwrite, hold=ranks.is_main),
+        staging.held(ranks, log, f"{count} shards of {size} images"),
+    ):
+        return _build(staging, paths, size, count, out, extractor, proposer, pooling, config, options, ranks, log)
 
 
 def _build(
@@ -118,15 +105,12 @@ def _build(
 ) -> dict | None:
     """The stages of :func:`build_staged` once the output is checked and the build folder is ready."""
     started = time.perf_counter()
-    redone = []
-    for number in ranks.mine(count):
-        if staging.shard(number) is None:
-            chunk = paths[number * size : (number + 1) * size]
-            _extract(staging, number, number * size, chunk, extractor, proposer, pooling, extractor.channels)
-            redone.append(number)
-    write_json(staging.path / f"rank-{ranks.rank}.json", {"extracted": redone, "world": ranks.world})
-    ranks.barrier()
-    shards = staging.shards(count)
+
+    def extract(number: int) -> None:
+        chunk = paths[number * size : (number + 1) * size]
+        _extract(staging, number, number * size, chunk, extractor, proposer, pooling, extractor.channels)
+
+    shards = staging.extract_missing(count, ranks, extract)
     if int(offsets(shards)[-1]) == 0:
         if ranks.is_main:
             staging.remove()  # shards without segments: nothing worth keeping for a rerun
@@ -139,7 +123,7 @@ def _build(
     for shard in shards:
         for key, value in shard.info["proposal_stats"].items():
             setattr(stats, key, getattr(stats, key) + value)
-    extracted = sorted({n for r in range(ranks.world) for n in _extracted(staging, r)})
+    extracted = staging.extracted_now(ranks.world)
     staging.remove()
     total = int(offsets(shards)[-1])
     report.update(
@@ -189,10 +173,3 @@ def _extract(
     return writer.finish(
         {"images": [first_image, first_image + len(paths)], "proposal_stats": proposer.stats.as_dict()}
     )
-
-
-def _extracted(staging: Staging, rank: int) -> list[int]:
-    try:
-        return json.loads((staging.path / f"rank-{rank}.json").read_text())["extracted"]
-    except (OSError, ValueError, KeyError):
-        return []

@@ -48,6 +48,11 @@ class Data:
     jhmdb_results: Path  # `jhmdb propagate` results for ``jhmdb``
     vip: Path  # synthetic VIP_Fine, 2 videos x 3 frames (every other one annotated), 64x96
     vip_results: Path  # `vip propagate` results for ``vip``
+    dense: Path  # a `retrieval eval-dense` output of ``voc`` (train split, 64 px inputs): report.json, memory/
+
+
+DENSE_ARGS = ("--train-split", "train", "--input-size", "64", "--memory-size", "200", "--device", "cpu")
+"""`retrieval eval-dense` on the shared VOC set: its train split (no SegmentationClassAug), 4 x 4 patch grids."""
 
 
 def _cli(*args: object) -> None:
@@ -90,9 +95,11 @@ def data(tmp_path_factory) -> Data:
     _cli("jhmdb", "propagate", "--jhmdb-root", jhmdb, "--out", root / "jhmdb_results")
     _cli("vip", "propagate", "--vip-root", vip, "--out", root / "vip_results")
     jhmdb_video = sorted((jhmdb / "Rename_Images" / "walk").iterdir())[0].name
+    dense = root / "dense"
+    _cli("retrieval", "eval-dense", "--root", voc, "--out", dense, *DENSE_ARGS)
     return Data(
         root, davis, sequence, voc, images, image, image_mask, index, results, clip, clip_mask, video, checkpoint,
-        jhmdb, jhmdb_video, root / "jhmdb_results", vip, root / "vip_results",
+        jhmdb, jhmdb_video, root / "jhmdb_results", vip, root / "vip_results", dense,
     )  # fmt: skip
 
 

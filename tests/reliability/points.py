@@ -59,6 +59,20 @@ DAVIS_POINTS = {
 }
 
 
+# `retrieval eval-dense --out OUT --shard-images 1` (OUT a folder named "dense-out"): the memory build's
+# shards (.memory.build/shard-NNNNNN), its join into OUT/memory, the report
+DENSE_POINTS = {
+    "second-shard": {"audit": "open", "match": "*/.memory.build/shard-000001.partial/vectors.f32"},
+    "last-shard": {"audit": "open", "match": "*/.memory.build/shard-000003.partial/labels.bin"},
+    "memory-joining": {
+        "function": ["dense_retrieval.retrieval.dense.memory_build:join_memory"],
+        "line": "write_json(tmp / RECORD, document)",
+    },
+    "memory-swapping-in": {"function": ["dense_retrieval.data.outputs:swap_directory"], "line": "_RENAME_NOREPLACE"},
+    "report-writing": {"audit": "open", "match": "*/dense-out/.report.json*"},
+}
+
+
 # `bench run` of mobilenet_v2 and resnet18 x the synthetic DAVIS and VOC sets (units: the 2 sequences of each DAVIS
 # cell, each VOC cell whole; the DAVIS cells are scored and committed last)
 BENCH_POINTS = {

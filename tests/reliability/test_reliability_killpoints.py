@@ -1,5 +1,6 @@
 """kill -9 and Ctrl-C at every commit point of `index add`, `index build --overwrite`, `davis propagate` and
-`bench run`, and at the per-video commit of `jhmdb propagate` and `vip propagate`.
+`bench run`, at the per-video commit of `jhmdb propagate` and `vip propagate`, and in `retrieval eval-dense`
+(its memory build).
 
 Each run is stopped at an exact point (:mod:`tests.reliability.points`, found from outside the package by
 the kill-point harness). Then:
@@ -21,12 +22,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.reliability.conftest import DENSE_ARGS
 from tests.reliability.harness import error_lines, finish_child, run_inprocess
 from tests.reliability.points import (
     ADD_POINTS,
     BENCH_POINTS,
     BUILD_POINTS,
     DAVIS_POINTS,
+    DENSE_POINTS,
     JHMDB_POINTS,
     VIP_POINTS,
     start_at_point,
@@ -304,3 +307,53 @@ def test_vip_propagate_interrupted(point, sig, data, tmp_path):
         for mask in masks:
             assert (results / name / mask).read_bytes() == (data.vip_results / name / mask).read_bytes(), mask
     assert leftovers(results, ".") == [] and leftovers(tmp_path, ".res") == []
+
+
+# ------------------------------------------------------------------------------------------ retrieval eval-dense
+def _result(report: dict) -> dict:
+    """What a report says about the data (times, load, paths and whether the memory was reused left out)."""
+    kept = {key: report[key] for key in ("protocol", "dataset", "matching", "per_class", "queries") if key in report}
+    kept["queries"] = {key: value for key, value in kept["queries"].items() if key != "predictions"}
+    scores = {key: value for key, value in report.items() if key.startswith("miou")}
+    memory = {key: report["memory"][key] for key in ("patches", "dim", "factory", "index_bytes", "label_bytes")}
+    return {**kept, **scores, "memory": memory}
+
+
+@pytest.fixture(scope="module")
+def dense_reference(data, tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("dense-reference") / "dense-out"
+    outcome = run_inprocess(["retrieval", "eval-dense", "--root", data.voc, "--out", out, *DENSE_ARGS, "--json"])
+    assert outcome.exit_code == 0, outcome
+    return json.loads(outcome.stdout)
+
+
+# kill -9 at every point; Ctrl-C at one extraction and one join point
+DENSE_RUNS = [(point, "KILL") for point in DENSE_POINTS] + [("second-shard", "INT"), ("memory-joining", "INT")]
+
+
+@pytest.mark.parametrize(("point", "sig"), DENSE_RUNS)
+def test_dense_eval_interrupted_and_rerun_gives_the_same_report(point, sig, data, dense_reference, tmp_path):
+    out = tmp_path / "dense-out"
+    args = ["retrieval", "eval-dense", "--root", data.voc, "--out", out, *DENSE_ARGS, "--shard-images", "1", "--json"]
+    process, hit = start_at_point(args, DENSE_POINTS[point], sig, tmp_path)
+    outcome = finish_child(process)
+    assert hit.exists(), f"the run never reached {point}: {outcome!r}"
+    if sig == "KILL":
+        assert outcome.exit_code == KILLED, outcome
+    else:
+        lines = error_lines(outcome)
+        assert outcome.exit_code == INTERRUPTED and outcome.stdout == "" and len(lines) == 1, outcome
+    finished_shards = sorted(p.name for p in (out / ".memory.build").glob("shard-??????")) if out.exists() else []
+    memory_done = (out / "memory" / "memory.json").is_file()
+    assert not (out / "report.json").exists(), "a report appeared although the run was stopped before it"
+    rerun = run_inprocess(args)
+    assert rerun.exit_code == 0, rerun
+    report = json.loads(rerun.stdout)
+    assert _result(report) == _result(dense_reference), "the rerun did not give the uninterrupted result"
+    if memory_done:
+        assert report["memory"]["reused"], "a finished memory was built again"
+    elif finished_shards:  # the shards finished before the interruption were kept, not extracted again
+        redone = report["memory"]["build"]["shards"]["extracted_now"]
+        assert not {int(name.split("-")[1]) for name in finished_shards} & set(redone), (finished_shards, redone)
+    assert sorted(p.name for p in out.iterdir()) == ["memory", "report.json"], "leftovers inside --out"
+    assert leftovers(tmp_path, ".dense-out") == [], "temporary folders left next to --out"

@@ -14,6 +14,7 @@ from tests.reliability import (
     cases_bench,
     cases_benchmarks,
     cases_davis,
+    cases_dense,
     cases_features,
     cases_index,
     cases_other,
@@ -35,6 +36,7 @@ ALL_CASES = [
     *cases_other.CASES,
     *cases_pretrain.CASES,
     *cases_bench.CASES,
+    *cases_dense.CASES,
 ]
 MINIMUM_CASES = 150
 

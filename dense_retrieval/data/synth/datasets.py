@@ -19,12 +19,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from ...errors import InputError, OutputExistsError
 from ...labels import VOID
 from ...progress import track
-from ..atomic import atomic_directory, write_json
+from ..atomic import atomic_directory, atomic_path, write_json
 from ..davis import write_davis_sequence, write_image_set
+from ..images import write_image
+from ..masks import write_label_png
 from ..voc import write_voc_image_set, write_voc_sample
 from .assets import BACKGROUNDS, SYNTH_CLASSES, SynthClass
 from .scenes import boundary_band, plan_sequence, render_sequence, render_voc_image
@@ -133,6 +136,7 @@ def make_synthetic_voc(
     max_objects: int = 3,
     void_radius: int | None = None,
     overwrite: bool = False,
+    trainaug: bool = False,
 ) -> dict:
     """Write a synthetic PASCAL VOC segmentation set to ``out``.
 
@@ -146,6 +150,8 @@ def make_synthetic_voc(
         void_radius: half-width in pixels of the void band on object boundaries; default
             ``max(1, round(min(H, W) / 200))`` (VOC's ~5-pixel band at 500 pixels).
         overwrite: replace ``out`` if it exists and is not empty.
+        trainaug: also write the SBD-augmented layout of dense retrieval's VOC protocol: the train
+            images' labels in ``SegmentationClassAug/`` and their ids in ``trainaug.txt``.
 
     Returns:
         The manifest written to ``synth.json`` (parameters; per image its split and objects).
@@ -164,6 +170,7 @@ def make_synthetic_voc(
         "seed": seed,
         "max_objects": max_objects,
         "void_radius": radius,
+        **({"trainaug": True} if trainaug else {}),
     }
     records = []
     with atomic_directory(out) as root:
@@ -178,6 +185,8 @@ def make_synthetic_voc(
             instances[void] = VOID
             classes[void] = VOID
             write_voc_sample(root, image_id, image, classes, instances)
+            if trainaug and index < num_train:
+                write_label_png(root / "SegmentationClassAug" / f"{image_id}.png", classes)
             records.append(
                 {
                     "id": image_id,
@@ -188,7 +197,59 @@ def make_synthetic_voc(
             )
         for split in ("train", "val"):
             write_voc_image_set(root, [r["id"] for r in records if r["split"] == split], split)
+        if trainaug:
+            write_voc_image_set(root, [r["id"] for r in records if r["split"] == "train"], "trainaug")
         manifest = _manifest("voc", params, images=records)
+        write_json(root / MANIFEST, manifest)
+    return manifest
+
+
+ADE20K_IDS = {"aeroplane": 91, "bottle": 99, "car": 21, "cat": 127, "person": 13, "pottedplant": 18}
+"""The ADE20K class (SceneParse150 id) each synthetic object becomes: airplane, bottle, car, animal, person, plant."""
+ADE20K_BACKGROUND_IDS = {"brick": 1, "gravel": 14, "moon": 3, "coins": 4, "immunohistochemistry": 0, "page": 101}
+"""Backgrounds as ADE20K "stuff": wall, earth, sky, floor, "other" (0: ignored when scored), poster."""
+
+
+def make_synthetic_ade20k(
+    out: str | os.PathLike,
+    num_train: int = 24,
+    num_val: int = 8,
+    size: int = 256,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> dict:
+    """Write a synthetic ADE20K set in the ADEChallengeData2016 layout to ``out``.
+
+    ``images/{training,validation}/ADE_{train,val}_NNNNNNNN.jpg`` and grayscale label PNGs of the same stem in
+    ``annotations/``: the VOC scenes of :func:`make_synthetic_voc` with their objects and backgrounds as
+    SceneParse150 classes (:data:`ADE20K_IDS`, :data:`ADE20K_BACKGROUND_IDS`) and a one-pixel band of 0
+    ("other", the class ADE20K's evaluation ignores) on object boundaries.
+
+    Returns:
+        The manifest written to ``synth.json``.
+    """
+    height, width = _check_size((size, size))
+    _check_range("num_train", num_train, 1, 100000)
+    _check_range("num_val", num_val, 1, 100000)
+    _refuse_non_empty(out, overwrite)
+    params = {"num_train": num_train, "num_val": num_val, "size": [height, width], "seed": seed}
+    records = []
+    with atomic_directory(out) as root:
+        for index in track(range(num_train + num_val), total=num_train + num_val, desc="synth ade20k", unit="img"):
+            rng = np.random.default_rng((seed, index))
+            image, instances, specs, background = render_voc_image(rng, (height, width), 3)
+            classes = np.full(instances.shape, ADE20K_BACKGROUND_IDS[background], np.uint8)
+            for k, spec in enumerate(specs, start=1):
+                classes[instances == k] = ADE20K_IDS[spec.name]
+            classes[boundary_band(instances, 1)] = 0
+            train = index < num_train
+            split, stem = ("training", "train") if train else ("validation", "val")
+            name = f"ADE_{stem}_{index + 1:08d}"
+            write_image(root / "images" / split / f"{name}.jpg", image)
+            with atomic_path(root / "annotations" / split / f"{name}.png") as tmp:
+                Image.fromarray(classes).save(tmp, format="PNG")  # uint8 [H, W]: mode L
+            records.append({"id": name, "split": split, "background": background, "objects": [s.name for s in specs]})
+        manifest = _manifest("ade20k", params, images=records)
         write_json(root / MANIFEST, manifest)
     return manifest
 

@@ -1,16 +1,17 @@
-"""The staging folder of an index build: shards of extracted segments, the trained codec, encoded parts.
+"""The staging folder of a staged vector build: shards of vectors, the trained codec, encoded parts.
 
-A build of ``OUT`` keeps its intermediate results next to it, in ``.OUT.build/``, until the index is
-complete; a rerun of the same build (same inputs, features, proposals, pooling, shard size) reuses
-what is finished there and redoes the rest::
+A build of ``OUT`` keeps its intermediate results next to it, in ``.OUT.build/``, until the output is
+complete; a rerun of the same build (same inputs, features, settings, shard size) reuses what is
+finished there and redoes the rest::
 
     .OUT.build/
       plan.json                  what the staged results are of; another plan empties the folder first
       shard-000003/              a complete shard (written as shard-000003.partial/, renamed when done)
-        vectors.f32              float32 [n, dim]: the pooled segment vectors, row i = local segment i
-        segments.sqlite          the ``segments`` and ``images`` tables of the index (same schema), local ids
-        shard.json               images [start, stop), segments n, dim, proposal statistics
+        vectors.f32              float32 [n, dim]: the vectors, row i = local id i
+        shard.json               images [start, stop), vectors n (key ``segments``), dim, the road's own record
         encoded/                 the shard encoded with the trained codec (global ids), part-000.faiss ...
+        segments.sqlite          segment indexes: the ``segments`` and ``images`` tables (same schema), local ids
+        labels.*, origins.i32    patch memories: soft labels and where each patch comes from (retrieval/dense)
       trained.faiss, trained.json  the trained, empty FAISS index and what it was trained for
 
 Shard ``s`` holds images ``[s * shard_images, (s + 1) * shard_images)`` of the input list; under
@@ -20,17 +21,19 @@ offset plus the local id, so they do not depend on the number of ranks.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ...data.atomic import write_json
-from ...data.outputs import remove_owned
+from ...data.outputs import locked, remove_owned
+from ...distributed import Ranks
 from ...errors import DataFormatError
 from ...records import identity
 from ..segments import SegmentRecord, segment_row
@@ -93,8 +96,12 @@ class Shard:
         return self.path / ENCODED
 
 
-class ShardWriter:
-    """Writes one shard: vectors and rows appended image by image, renamed into place by :meth:`finish`."""
+class VectorShardWriter:
+    """Writes one shard's vectors, renamed into place by :meth:`finish`; subclasses add what each vector is.
+
+    Subclasses keep their own files in :attr:`path` (the ``.partial`` folder) and make them durable in
+    :meth:`_close_payload` (called by :meth:`finish` before the rename) or drop them in :meth:`_drop_payload`.
+    """
 
     def __init__(self, staging: Path, number: int, dim: int):
         self.final = staging / shard_name(number)
@@ -103,30 +110,26 @@ class ShardWriter:
         self.path.mkdir(parents=True)
         self.number, self.dim, self.count = number, dim, 0
         self._vectors = open(self.path / VECTORS, "wb")  # noqa: SIM115 - closed by finish()
-        self._db = sqlite3.connect(self.path / ROWS, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=OFF")
-        self._db.execute("PRAGMA synchronous=OFF")  # durability comes from fsync + rename in finish()
-        self._db.executescript(SCHEMA + IMAGES_SCHEMA + ";")
-        self._db.execute("BEGIN")
 
-    def add(self, vectors: np.ndarray, records: Sequence[SegmentRecord]) -> None:
-        """Append float32 [k, dim] vectors and their k records (local ids continue from the last add)."""
+    def add_vectors(self, vectors: np.ndarray) -> int:
+        """Append float32 [k, dim] vectors; returns the local id of the first (ids continue from the last add)."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if vectors.shape != (len(records), self.dim):
-            raise ValueError(f"{vectors.shape} vectors for {len(records)} records of dim {self.dim}")
-        rows = [segment_row(self.count + i, record) for i, record in enumerate(records)]
-        self._db.executemany(f"INSERT INTO segments ({ROW_COLUMNS}) VALUES ({', '.join('?' * 12)})", rows)
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
+            raise ValueError(f"vectors of shape {vectors.shape} for a shard of dim {self.dim}")
+        first = self.count
         self._vectors.write(vectors.tobytes())
-        self.count += len(records)
+        self.count += len(vectors)
+        return first
 
-    def add_image(self, image: str, sha256: str) -> None:
-        """Record an image of the shard and the sha256 of its file (``index add`` skips it later)."""
-        insert_image(self._db, image, sha256)
+    def _close_payload(self) -> None:
+        """Make the subclass's files complete and durable (before the shard is renamed into place)."""
+
+    def _drop_payload(self) -> None:
+        """Close the subclass's files of an aborted shard."""
 
     def finish(self, info: dict) -> Shard:
         """Make the shard durable and complete: fsync, write shard.json, rename to its final name."""
-        self._db.execute("COMMIT")
-        self._db.close()
+        self._close_payload()
         self._vectors.flush()
         os.fsync(self._vectors.fileno())
         self._vectors.close()
@@ -137,9 +140,40 @@ class ShardWriter:
         return Shard(self.final, self.number, self.count, self.dim, info)
 
     def abort(self) -> None:
-        self._db.close()
+        self._drop_payload()
         self._vectors.close()
         remove_owned(self.path, self.path.parent)
+
+
+class ShardWriter(VectorShardWriter):
+    """A shard of a segment index: vectors plus their rows in ``segments.sqlite`` (local ids)."""
+
+    def __init__(self, staging: Path, number: int, dim: int):
+        super().__init__(staging, number, dim)
+        self._db = sqlite3.connect(self.path / ROWS, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=OFF")
+        self._db.execute("PRAGMA synchronous=OFF")  # durability comes from fsync + rename in finish()
+        self._db.executescript(SCHEMA + IMAGES_SCHEMA + ";")
+        self._db.execute("BEGIN")
+
+    def add(self, vectors: np.ndarray, records: Sequence[SegmentRecord]) -> None:
+        """Append float32 [k, dim] vectors and their k records (local ids continue from the last add)."""
+        if len(vectors) != len(records):
+            raise ValueError(f"{len(vectors)} vectors for {len(records)} records")
+        rows = [segment_row(self.count + i, record) for i, record in enumerate(records)]
+        self._db.executemany(f"INSERT INTO segments ({ROW_COLUMNS}) VALUES ({', '.join('?' * 12)})", rows)
+        self.add_vectors(vectors)
+
+    def add_image(self, image: str, sha256: str) -> None:
+        """Record an image of the shard and the sha256 of its file (``index add`` skips it later)."""
+        insert_image(self._db, image, sha256)
+
+    def _close_payload(self) -> None:
+        self._db.execute("COMMIT")
+        self._db.close()
+
+    def _drop_payload(self) -> None:
+        self._db.close()
 
 
 class Staging:
@@ -196,6 +230,48 @@ class Staging:
     def remove(self) -> None:
         if self.path.exists():
             remove_owned(self.path, self.path.parent)
+
+    @contextlib.contextmanager
+    def held(self, ranks: Ranks, log: Callable[[str], None], what: str) -> Iterator[bool]:
+        """Rank 0 prepares the folder and holds it locked for the block (a second build of OUT is refused);
+        every rank waits for it. Yields whether finished results were kept. A block that fails before
+        anything finished leaves no folder behind (a refused build leaves no trace)."""
+        kept = False
+        with contextlib.ExitStack() as held:
+            if ranks.is_main:
+                self.path.mkdir(parents=True, exist_ok=True)
+                held.enter_context(locked(self.path, "build folder"))
+                kept = self.prepare()
+                log(f"build folder {self.path}: {'resuming' if kept else 'new'}, {what}")
+            ranks.barrier()
+            try:
+                yield kept
+            except BaseException:
+                if ranks.is_main and not self.has_results():
+                    self.remove()
+                raise
+
+    def extract_missing(self, count: int, ranks: Ranks, extract: Callable[[int], object]) -> list[Shard]:
+        """Every rank extracts its shards (``ranks.mine``) that are not complete yet with ``extract(number)``,
+        records which it redid, and waits for the others; returns all ``count`` shards."""
+        redone = []
+        for number in ranks.mine(count):
+            if self.shard(number) is None:
+                extract(number)
+                redone.append(number)
+        write_json(self.path / f"rank-{ranks.rank}.json", {"extracted": redone, "world": ranks.world})
+        ranks.barrier()
+        return self.shards(count)
+
+    def extracted_now(self, world: int) -> list[int]:
+        """The shards the ranks of this run extracted (not kept from an earlier run), sorted."""
+        found: set[int] = set()
+        for rank in range(world):
+            try:
+                found.update(json.loads((self.path / f"rank-{rank}.json").read_text())["extracted"])
+            except (OSError, ValueError, KeyError):
+                continue
+        return sorted(found)
 
 
 def offsets(shards: Sequence[Shard]) -> np.ndarray:
