@@ -24,15 +24,25 @@ B, REP = "bench run", "bench report"
 BACKBONE = '[[backbone]]\nweights = "default"\n'
 DAVIS = '[benchmark.davis]\nroot = "{davis}"\n'
 VOC = '[benchmark.voc]\nroot = "{voc}"\nsize = 64\n'
+JHMDB = '[benchmark.jhmdb]\nroot = "{jhmdb}"\n'
+VIP = '[benchmark.vip]\nroot = "{vip}"\n'
 
 
 def spec(text: str, name: str = "bench.toml", extra=None):
-    """A setup writing ``text`` (``{davis}``, ``{voc}``, ``{box}`` and ``{checkpoint}`` filled in) as the spec."""
+    """A setup writing ``text`` (``{davis}``, ``{voc}``, ``{jhmdb}``, ``{vip}``, ``{box}``, ``{checkpoint}`` filled in)
+    as the spec."""
 
     def setup(box: Path, data) -> dict:
         if extra is not None:
             extra(box, data)
-        values = {"davis": data.davis, "voc": data.voc, "box": box, "checkpoint": data.checkpoint}
+        values = {
+            "davis": data.davis,
+            "voc": data.voc,
+            "jhmdb": data.jhmdb,
+            "vip": data.vip,
+            "box": box,
+            "checkpoint": data.checkpoint,
+        }
         (box / name).parent.mkdir(parents=True, exist_ok=True)
         (box / name).write_text(text.format(**values), encoding="utf-8")
         return {"spec": box / name}
@@ -179,6 +189,15 @@ CASES_RUN = [
     run_case("bench-voc-proposals-bogus", spec(BACKBONE + VOC + 'proposals = "sam"\n'), contains=("sam",)),
     run_case("bench-voc-max-images-zero", spec(BACKBONE + VOC + "max_images = 0\n"), contains=("max_images",)),
     run_case("bench-voc-root-is-davis", spec(BACKBONE + '[benchmark.voc]\nroot = "{davis}"\n')),
+    run_case("bench-jhmdb-root-is-davis", spec(BACKBONE + '[benchmark.jhmdb]\nroot = "{davis}"\n')),
+    run_case("bench-jhmdb-split-zero", spec(BACKBONE + JHMDB + "split = 0\n"), contains=("split",)),
+    run_case("bench-jhmdb-split-missing", spec(BACKBONE + JHMDB + "split = 3\n"), contains=("split",)),
+    run_case("bench-jhmdb-sigma-negative", spec(BACKBONE + JHMDB + "sigma = -1.0\n"), contains=("sigma",)),
+    run_case("bench-jhmdb-readout-zero", spec(BACKBONE + JHMDB + "readout_topk = 0\n"), contains=("readout_topk",)),
+    run_case("bench-jhmdb-resize-bogus", spec(BACKBONE + JHMDB + 'resize = "huge"\n'), contains=("huge",)),
+    run_case("bench-vip-root-is-jhmdb", spec(BACKBONE + '[benchmark.vip]\nroot = "{jhmdb}"\n')),
+    run_case("bench-vip-list-missing", spec(BACKBONE + VIP + 'list = "{box}/nope.txt"\n'), contains=("nope.txt",)),
+    run_case("bench-vip-context-negative", spec(BACKBONE + VIP + "context = -1\n"), contains=("context",)),
     case("bench-out-is-davis-root", B, "{spec}", "--out", "{d.davis}", setup=spec(GOOD), out=None),
     case("bench-out-inside-davis-root", B, "{spec}", "--out", "{d.davis}/bench", setup=spec(GOOD), out=None),
     case("bench-out-contains-spec", B, "{box}/out/bench.toml", "--out", "{out}", setup=spec(GOOD, "out/bench.toml")),
