@@ -209,7 +209,7 @@ def _run_facts(run: Path, summary: dict) -> dict:
     return {
         "images": record["images"],
         "settings": {key: config[key] for key in settings},
-        "auto": record.get("auto"),
+        "sizing": record.get("sizing"),
         "steps": summary["steps_done"],
         "epoch_curve": curve,
     }
