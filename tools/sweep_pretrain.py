@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import subprocess
@@ -92,6 +93,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=Path("sweep-work"), help="runs, masks, scores (reused)")
     parser.add_argument("--jobs", type=int, default=2, help="jobs at once (default 2)")
     parser.add_argument("--nice", type=int, default=10)
+    parser.add_argument("--no-score", action="store_true", help="train only (the record keeps the epoch curve)")
     parser.add_argument("--code-revision", help="the revision this copy of the code was exported from (git archive)")
     add_out_argument(parser, "sweep_pretrain")
     args = parser.parse_args(argv)
@@ -139,8 +141,10 @@ def _job(kind, name, spec, args, work: Path, held_root: Path, train_paths: list[
     request = {"kind": kind, "preset": args.preset, "flags": spec} if kind == "run" else {"kind": kind, "seed": spec}
     request["train"] = [str(p) for p in train_paths] if kind == "run" else None
     request["held_out"] = args.held_out
+    request["scored"] = not (args.no_score and kind == "run")
     if result_file.is_file():
         previous = json.loads(result_file.read_text())
+        previous["request"].setdefault("scored", True)  # records made before --no-score existed
         if previous["request"] != request:
             raise SystemExit(f"error: {name} in {work} was made with other settings; rename it or use another --work")
         _say(f"{name}: reused (made at {previous['revision'].get('revision')})")
@@ -169,10 +173,13 @@ def _job(kind, name, spec, args, work: Path, held_root: Path, train_paths: list[
         weights = ["--checkpoint", summary["checkpoint"]]
     else:
         weights = ["--backbone", args.arch, "--weights", f"random:{spec}"]
-    _say(f"{name}: scoring on {', '.join(args.held_out)}")
-    entry["score"] = _score(args, held_root, weights, folder)
+    if args.no_score and kind == "run":
+        entry["score"] = None
+    else:
+        _say(f"{name}: scoring on {', '.join(args.held_out)}")
+        entry["score"] = _score(args, held_root, weights, folder)
+        _say(f"{name}: J&F {entry['score']['J&F']:.3f}")
     result_file.write_text(json.dumps(entry, indent=1) + "\n")
-    _say(f"{name}: J&F {entry['score']['J&F']:.3f}")
     return entry
 
 
@@ -260,19 +267,21 @@ def _photo_sizes(folder: Path) -> dict:
 
 
 def _print_table(runs: list[dict], randoms: list[dict]) -> None:
-    print("| run | flags | K | top-k | NN weight | steps | train CPU-min | held-out J&F | per sequence |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| run | flags | K | top-k | NN weight | steps | train CPU-min | last InfoNCE / chance | held-out J&F | per sequence |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for entry in randoms:
         score = entry["score"]
         per = " / ".join(f"{v:.3f}" for v in score["per_sequence"].values())
-        print(f"| {entry['name']} | - | - | - | - | 0 | - | {score['J&F']:.3f} | {per} |")
+        print(f"| {entry['name']} | - | - | - | - | 0 | - | - | {score['J&F']:.3f} | {per} |")
     for entry in runs:
-        s, score = entry["settings"], entry["score"]
+        s, score = entry["settings"], entry["score"] or {"J&F": float("nan"), "per_sequence": {}}
         per = " / ".join(f"{v:.3f}" for v in score["per_sequence"].values())
         flags = shlex.join(entry["request"]["flags"]) or "(none)"
+        last = entry["epoch_curve"][-1] if entry["epoch_curve"] else {"info_nce": float("nan")}
         print(
             f"| {entry['name']} | `{flags}` | {s['queue_size']} | {s['nn_topk']} | {s['nn_weight']} | {entry['steps']} "
-            f"| {entry['train']['cpu_min']:.1f} | {score['J&F']:.3f} | {per} |"
+            f"| {entry['train']['cpu_min']:.1f} | {last['info_nce']:.2f} / {math.log(s['queue_size'] + 1):.2f} "
+            f"| {score['J&F']:.3f} | {per} |"
         )
 
 
