@@ -267,8 +267,8 @@ def _photo_sizes(folder: Path) -> dict:
 
 
 def _print_table(runs: list[dict], randoms: list[dict]) -> None:
-    print("| run | flags | K | top-k | NN weight | steps | train CPU-min | last InfoNCE / chance | held-out J&F", end="")
-    print(" | per sequence |")
+    print("| run | flags | K | top-k | NN weight | steps | train CPU-min | last InfoNCE / chance ", end="")
+    print("| held-out J&F | per sequence |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for entry in randoms:
         score = entry["score"]
