@@ -1,12 +1,13 @@
 """Named end-to-end protocols: the feature side and the algorithm side of each published evaluation.
 
 A protocol says how features are taken (which layer, output stride and how it is reached, L2
-normalisation, input resizing) and what is done with them (the propagation settings, or the VOC
-retrieval settings). Vision transformers have no output stride to choose (patch tokens come at stride
-= patch size) and may have a feature side of their own (:meth:`Protocol.features_for`): DINO's resizes
-frames to a short side of 480 with the long side floored to a multiple of 64. Commands and the library
-start from these presets; every CLI option overrides one field. Adding a protocol means adding one named
-:class:`Protocol` to :data:`PROTOCOLS`.
+normalisation, input resizing, and the preprocessing recipe of its reference script: decoder, resize
+library and filter, rounding, mean/std, :mod:`.backbone.preprocessing`) and what is done with them (the
+propagation settings, or the VOC retrieval settings). Vision transformers have no output stride to
+choose (patch tokens come at stride = patch size) and may have a feature side of their own
+(:meth:`Protocol.features_for`): DINO's resizes frames to a short side of 480 with the long side floored
+to a multiple of 64. Commands and the library start from these presets; every CLI option overrides one
+field. Adding a protocol means adding one named :class:`Protocol` to :data:`PROTOCOLS`.
 
 Nothing here imports torch: the CLI reads its defaults from this module while printing ``--help``.
 """
@@ -17,6 +18,7 @@ import re
 from dataclasses import dataclass, replace
 
 from .backbone.config import BackboneConfig, FeatureConfig
+from .backbone.preprocessing import get_preprocessing
 from .backbone.specs import STRIDE_MODES, get_spec
 from .errors import InputError
 from .propagation import config as propagation
@@ -35,7 +37,8 @@ class FeatureProtocol:
         l2_normalize: L2-normalise every feature vector over channels.
         resize: the input resize policy (``native``, ``short:N``, ``short:N/M``, ``fixed:HxW``); for a ViT
             both sides are then floored to a multiple of the patch size.
-        interpolation: image resampling when resizing.
+        preprocess: the preprocessing recipe of the protocol's reference script (``--preprocess``
+            overrides it): how a file is decoded, resized, rounded and normalised.
     """
 
     layer: str | None = None
@@ -43,11 +46,12 @@ class FeatureProtocol:
     stride_mode: str = "remove"
     l2_normalize: bool = False
     resize: str = "native"
-    interpolation: str = "bicubic"
+    preprocess: str = "pil-bicubic"
 
     def __post_init__(self) -> None:
         if self.stride_mode not in STRIDE_MODES:
             raise InputError(f"unknown stride mode {self.stride_mode!r}", hint="use 'remove' or 'dilate'")
+        get_preprocessing(self.preprocess)
 
     def backbone(
         self,
@@ -68,8 +72,8 @@ class FeatureProtocol:
         )
 
     def features(self, **overrides: object) -> FeatureConfig:
-        """The FeatureConfig of this protocol; ``overrides`` (batch_size, device, l2_normalize, ...) win."""
-        settings = {"resize": self.resize, "interpolation": self.interpolation, "l2_normalize": self.l2_normalize}
+        """The FeatureConfig of this protocol; ``overrides`` (batch_size, device, preprocess, ...) win."""
+        settings = {"resize": self.resize, "preprocess": self.preprocess, "l2_normalize": self.l2_normalize}
         settings.update({key: value for key, value in overrides.items() if value is not None})
         return FeatureConfig(**settings)
 
@@ -120,42 +124,53 @@ _PROPAGATION_FEATURES = FeatureProtocol(output_stride=8, stride_mode="remove", l
 
 CRW = Protocol(
     "crw",
-    _PROPAGATION_FEATURES,
+    replace(_PROPAGATION_FEATURES, preprocess="crw"),
     propagation=propagation.CRW,
     source="Jabri et al., NeurIPS 2020 (ajabri/videowalk code/test.py), as used by Van Gansbeke et al., "
-    "NeurIPS 2021 for DAVIS-2017: res4 at output stride 8 by stride removal, L2-normalised, native 480p frames",
+    "NeurIPS 2021 for DAVIS-2017: res4 at output stride 8 by stride removal, L2-normalised, native 480p frames "
+    "read by cv2.imread, ImageNet mean/std",
 )
-"""The paper's DAVIS protocol: layer3 (res4) for ResNets at stride 8 by stride removal, L2, native frames."""
+"""The paper's DAVIS protocol: layer3 (res4) for ResNets at stride 8 by stride removal, L2, native frames,
+CRW's loader (``crw``: OpenCV decode, ImageNet mean/std; a ``--resize`` resizes the /255 frame with OpenCV)."""
 
 DINO = Protocol(
     "dino",
-    _PROPAGATION_FEATURES,
+    replace(_PROPAGATION_FEATURES, preprocess="dino"),
     propagation=propagation.DINO,
     source="Caron et al., ICCV 2021 (facebookresearch/dino eval_video_segmentation.py): ViT features of the last "
-    "block after the final norm, L2-normalised, frames resized to short side 480 with the long side floored to a "
-    "multiple of 64 (bilinear)",
-    vit_features=FeatureProtocol(l2_normalize=True, resize="short:480/64", interpolation="bilinear"),
+    "block after the final norm, L2-normalised, frames read by read_frame (cv2.imread, cv2.resize INTER_LINEAR of "
+    "the uint8 frame to short side 480 with the long side floored to a multiple of 64, std (0.228, 0.224, 0.225))",
+    vit_features=FeatureProtocol(l2_normalize=True, resize="short:480/64", preprocess="dino"),
 )
 """DINO's protocol. ViTs: the last block's patch tokens, L2, short side 480 and the long side floored to a
-multiple of 64 (854 -> 832, 910 -> 896; /14 models: to a multiple of 14, 480x854 -> 476x854). CNNs: DINO's
-propagation settings on the same features as CRW (layer3 at stride 8, native frames)."""
+multiple of 64 (854 -> 832, 910 -> 896; /14 models: to a multiple of 14, 480x854 -> 476x854), resized and
+normalised as ``read_frame`` does (``dino``). CNNs: DINO's propagation settings and frame preprocessing on
+the same features as CRW (layer3 at stride 8, native frames)."""
 
 MASKCONTRAST = Protocol(
     "maskcontrast",
-    FeatureProtocol(resize="fixed:512x512", interpolation="bicubic"),
+    FeatureProtocol(resize="fixed:512x512", preprocess="maskcontrast"),
     voc=VocProtocol(),
-    source="Van Gansbeke et al., ICCV 2021 (wvangansbeke/Unsupervised-Semantic-Segmentation): VOC at 512x512, "
-    "mask-pooled, L2-normalised, nearest prototype",
+    source="Van Gansbeke et al., ICCV 2021 (wvangansbeke/Unsupervised-Semantic-Segmentation): VOC at 512x512 "
+    "(cv2.resize: image INTER_CUBIC, labels INTER_NEAREST), mask-pooled (saliency-weighted), L2-normalised, "
+    "nearest prototype",
 )
 """Segment retrieval on PASCAL VOC. The paper's backbone setting is ResNet-50 layer4 at stride 8 by dilation
 (``--layer layer4 --output-stride 8 --stride-mode dilate``); the defaults keep the layer's natural stride."""
 
 SEGMENT_INDEX = Protocol(
     "index",
-    FeatureProtocol(),
-    source="dense-retrieval's segment indexes: the architecture's default layer at its natural stride, native size",
+    FeatureProtocol(preprocess="pil-bicubic"),
+    source="dense-retrieval's segment indexes: the architecture's default layer at its natural stride, native size, "
+    "PIL decode and bicubic resize, ImageNet mean/std",
 )
 """Indexing any image collection: default layer, natural stride, images at their own size."""
+
+HUMMINGBIRD_FEATURES = FeatureProtocol(resize="fixed:512x512", preprocess="hummingbird")
+"""The network input of the Hummingbird protocol (Balažević et al., NeurIPS 2023, as open-hummingbird-eval's
+validation transform computes it): PIL bilinear resize to 512x512 (a /14 model: floored to 504x504, as
+every ViT input is floored to its patch size), std (0.229, 0.224, 0.255) as that code has it (``--preprocess
+hummingbird-imagenet`` for ImageNet's 0.225). For any road that runs that protocol."""
 
 PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (CRW, DINO, MASKCONTRAST, SEGMENT_INDEX)}
 PROPAGATION_PROTOCOLS: tuple[str, ...] = tuple(name for name, p in PROTOCOLS.items() if p.propagation is not None)

@@ -11,8 +11,15 @@ On disk a record is one flat JSON object::
     {"backbone": {...}, "features": {...}, <setting>: ..., ...}
 
 ``backbone`` is what :meth:`DenseBackbone.describe` returns (network, layer, stride, weights and their
-sha256), ``features`` the :class:`FeatureConfig` fields, and the remaining keys are the road's own
-settings (``propagation`` and ``davis`` for label propagation; ``pooling`` and ``dim`` for an index).
+sha256), ``features`` the :class:`FeatureConfig` fields with ``preprocess`` expanded to the whole recipe
+(:meth:`Preprocessing.record`: decoder, filters, rounding, mean/std), and the remaining keys are the
+road's own settings (``propagation`` and ``davis`` for label propagation; ``pooling`` and ``dim`` for an
+index).
+
+Records written before preprocessing recipes existed have ``features.interpolation`` (a PIL filter)
+instead of ``features.preprocess``. They read as the recipe that made them (:func:`upgrade_features`:
+``bicubic`` -> ``pil-bicubic``, ``bilinear`` -> ``pil-bilinear``), so an old index or results folder
+opens, answers queries and takes more images as before, and is never mixed with outputs of another recipe.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .backbone.preprocessing import legacy_preprocessing
 from .errors import DataFormatError
 
 NEUTRAL_KEYS = frozenset({"batch_size", "device", "amp", "autocast", "num_workers", "progress", "tile", "query_chunk"})
@@ -30,7 +38,7 @@ NEUTRAL_KEYS = frozenset({"batch_size", "device", "amp", "autocast", "num_worker
 is within float tolerance), and the propagation tiling knobs (memory and speed only)."""
 
 _BACKBONE_KEYS = ("name", "layer", "output_stride", "stride_mode", "weights", "channels", "stride")
-_FEATURE_KEYS = ("resize", "interpolation", "l2_normalize")
+_FEATURE_KEYS = ("resize", "preprocess", "l2_normalize")
 
 
 @dataclass(frozen=True)
@@ -39,8 +47,8 @@ class RunRecord:
 
     Attributes:
         backbone: network, layer, output stride, stride mode, weights id and sha256, channels, stride.
-        features: how images became network inputs and what happened to the output (resize,
-            interpolation, L2 normalisation, and runtime settings such as the batch size).
+        features: how images became network inputs and what happened to the output (resize, the
+            preprocessing recipe, L2 normalisation, and runtime settings such as the batch size).
         settings: the road's own settings, e.g. ``{"propagation": {...}, "davis": {...}}`` or
             ``{"pooling": "upsample", "dim": 1280}``.
     """
@@ -62,12 +70,15 @@ class RunRecord:
             document: the parsed JSON object.
             source: how to name it in errors (a file path).
 
+        A record older than preprocessing recipes is upgraded (:func:`upgrade_features`).
+
         Raises:
             DataFormatError: not an object, or ``backbone``/``features`` missing, not objects, or lacking
                 the keys every record has.
         """
         if not isinstance(document, Mapping):
             raise DataFormatError(f"{source}: the run record is not a JSON object", hint="it was not made by this tool")
+        document = {**document, "features": upgrade_features(document.get("features"))}
         for section, keys in (("backbone", _BACKBONE_KEYS), ("features", _FEATURE_KEYS)):
             value = document.get(section)
             if not isinstance(value, Mapping):
@@ -75,6 +86,9 @@ class RunRecord:
             missing = [key for key in keys if key not in value]
             if missing:
                 raise DataFormatError(f"{source}: the run record's {section!r} lacks {', '.join(missing)}")
+        recipe = document["features"]["preprocess"]
+        if not isinstance(recipe, Mapping) or not isinstance(recipe.get("name"), str):
+            raise DataFormatError(f"{source}: the run record's preprocessing is not a recipe object with a name")
         settings = {key: value for key, value in document.items() if key not in ("backbone", "features")}
         return cls(dict(document["backbone"]), dict(document["features"]), settings)
 
@@ -89,6 +103,18 @@ class RunRecord:
     def differences(self, other: RunRecord) -> list[str]:
         """Dotted keys (``backbone.weights``) where the identities of two records differ, sorted."""
         return differences(self.as_dict(), other.as_dict())
+
+
+def upgrade_features(features: Any) -> Any:
+    """A record's ``features`` written before preprocessing recipes, with its ``interpolation`` replaced
+    by the recipe that made it; anything else (a current record, a malformed one) is returned as it is."""
+    if not isinstance(features, Mapping) or "preprocess" in features or "interpolation" not in features:
+        return features
+    recipe = legacy_preprocessing(features["interpolation"])
+    if recipe is None:
+        return features
+    upgraded = {key: value for key, value in features.items() if key != "interpolation"}
+    return {**upgraded, "preprocess": recipe.record()}
 
 
 def identity(document: Any) -> Any:
@@ -187,6 +213,8 @@ def check_index_meta(meta: Any, source: str) -> dict[str, Any]:
         raise DataFormatError(f"{source}: the index metadata is not a table of values")
     if not isinstance(meta.get("config"), Mapping):
         raise DataFormatError(f"{source}: metadata 'config' is not a run record object")
+    if "features" in meta["config"]:  # an index older than preprocessing recipes reads as the one that made it
+        meta = {**meta, "config": {**meta["config"], "features": upgrade_features(meta["config"]["features"])}}
     checks = {
         "factory": lambda v: isinstance(v, str) and v != "",
         "dim": lambda v: _integer(v) and v >= 1,

@@ -100,6 +100,14 @@ def test_inspect_moco_file(run_cli, moco_file):
     assert text.exit_code == 0 and "format" in text.stdout and "moco" in text.stdout
 
 
+def test_inspect_of_a_file_not_made_by_pretrain_has_no_pretrain_record(run_cli, moco_file):
+    r = run_cli("checkpoints", "inspect", moco_file, "--json")
+    assert r.exit_code == 0, r
+    assert r.json()["pretrain"] is None
+    text = run_cli("checkpoints", "inspect", moco_file)
+    assert text.exit_code == 0 and "written by dense-retrieval pretrain" not in text.stdout
+
+
 def test_inspect_wrong_architecture_is_one_line(run_cli, moco_file):
     stderr = _one_line_error(run_cli("checkpoints", "inspect", moco_file, "--architecture", "resnet50"))
     assert "does not fit resnet50: missing keys [" in stderr and "looks like resnet18" in stderr

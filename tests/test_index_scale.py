@@ -15,6 +15,7 @@ import faiss
 import numpy as np
 import pytest
 
+from dense_retrieval.backbone.preprocessing import get_preprocessing
 from dense_retrieval.errors import ConfigMismatchError, InputError
 from dense_retrieval.retrieval.index import SegmentIndex, index_config
 from dense_retrieval.retrieval.index.assemble import IndexOptions, index_from_shards
@@ -41,7 +42,12 @@ BACKBONE = {
     "channels": DIM,
     "stride": 8,
 }
-FEATURES = {"resize": "native", "interpolation": "bicubic", "l2_normalize": False, "batch_size": 4}
+FEATURES = {
+    "resize": "native",
+    "preprocess": get_preprocessing("pil-bicubic").record(),
+    "l2_normalize": False,
+    "batch_size": 4,
+}
 CONFIG = index_config({"backbone": BACKBONE, "features": FEATURES}, "upsample", DIM)
 
 

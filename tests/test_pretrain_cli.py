@@ -107,6 +107,26 @@ def test_the_checkpoint_works_in_inspect_propagate_and_index_build(trained, phot
     assert r.exit_code == 0, r
 
 
+@pytest.mark.slow
+def test_inspect_shows_the_pretrain_record_in_text_and_json(trained, run_cli):
+    run, _, _ = trained
+    checkpoint = run / "checkpoint_epoch0001.pth.tar"
+    r = run_cli("checkpoints", "inspect", checkpoint, "--json")
+    assert r.exit_code == 0, r
+    record = r.json()["pretrain"]
+    assert record["epoch"] == 1 and record["step"] == 2 and record["images"] == 16 and record["world_size"] == 1
+    assert record["init"]["weights"].startswith("random") and record["versions"]["torch"] == torch.__version__
+    assert record["config"]["arch"] == "resnet18" and "rng" not in record and "scaler" not in record
+    text = run_cli("checkpoints", "inspect", checkpoint)
+    assert text.exit_code == 0, text
+    lines = text.stdout.splitlines()
+    start = lines.index("written by dense-retrieval pretrain:")
+    shown = {line[2:18].strip(): line[18:] for line in lines[start + 1 :]}  # "  <key:16><value>"
+    assert shown["preset"] == "ours-cpu" and shown["epoch"] == "1 of 2 (step 2)" and shown["images"] == "16"
+    assert shown["world size"] == "1" and "random" in shown["initial weights"]
+    assert f"torch {torch.__version__}" in shown["versions"] and "arch resnet18" in shown["recipe"]
+
+
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "dense_retrieval", "pretrain", *map(str, args)]
 

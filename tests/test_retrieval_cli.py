@@ -261,3 +261,53 @@ def test_build_refuses_an_out_being_written(built, voc, tmp_path, run_cli):
     assert over.exit_code == 2 and "being written" in over.stderr.splitlines()[-1], over
     with SegmentIndex.open(index) as kept:
         assert kept.segments([0])[0].method == "gt"
+
+
+@pytest.mark.slow
+def test_on_disk_index_copied_elsewhere_opens_and_answers_with_nothing_on_stderr(voc, tmp_path, run_cli):
+    import shutil
+
+    images = sorted((voc / "JPEGImages").glob("*.jpg"))
+    built_at = tmp_path / "built" / "idx"
+    build = run_cli(
+        "index", "build", *images, "--proposals", "superpixels", "--factory", "IVF4,Flat", "--on-disk",
+        "--out", built_at, "--device", "cpu", "--json",
+    )  # fmt: skip
+    assert build.exit_code == 0, build
+    header = built_at / "faiss" / "index-000001.faiss"
+    assert str(tmp_path).encode() not in header.read_bytes()  # the data file is named relative to the header
+    copied = tmp_path / "elsewhere" / "copy"
+    shutil.copytree(built_at, copied)
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+
+    def cli(*args):
+        command = [sys.executable, "-m", "dense_retrieval", *map(str, args)]
+        return subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path)
+
+    original = cli("query", built_at, "--segment-id", 3, "-k", 5, "--json")
+    shutil.rmtree(tmp_path / "built")  # the copy must not need the folder it was built in
+    for args in (("query", copied, "--segment-id", 3, "-k", 5, "--json"), ("index", "info", copied)):
+        done = cli(*args)
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert "  superpixels  " in done.stdout  # index info: the method name no longer runs into its count
+    answer = cli("query", copied, "--segment-id", 3, "-k", 5, "--json")
+    assert [hit["segment_id"] for hit in json.loads(answer.stdout)["queries"][0]["hits"]] == [
+        hit["segment_id"] for hit in json.loads(original.stdout)["queries"][0]["hits"]
+    ]
+    verbose = cli("--verbose", "index", "info", copied)  # FAISS's own note is a log line, for --verbose only
+    assert "IO_FLAG_ONDISK_SAME_DIR" in verbose.stderr and "IO_FLAG" not in verbose.stdout
+
+
+@pytest.mark.parametrize("method", ["gt", "coco", "kmeans", "superpixels", "saliency"])
+def test_index_info_aligns_the_proposal_table_for_every_method(method):
+    from dense_retrieval.cli.index_cmd import proposal_table
+    from dense_retrieval.retrieval.proposals.config import PROPOSAL_METHODS
+
+    assert method in PROPOSAL_METHODS
+    proposals = {"gt": {"segments": 7, "images": 3}, method: {"segments": 2720, "images": 50}}
+    lines = proposal_table(proposals)
+    assert len(lines) == len(proposals)
+    for line, (name, counts) in zip(lines, proposals.items(), strict=True):
+        assert line.split() == [name, str(counts["segments"]), "segments", str(counts["images"]), "images"]
+    for word in ("segments", "images"):  # the columns line up whatever the method names' lengths
+        assert len({line.index(f" {word}") for line in lines}) == 1

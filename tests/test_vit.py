@@ -6,6 +6,8 @@ from a randomly initialised timm model; loading one must give that model's featu
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -237,15 +239,17 @@ def test_protocols_for_vits():
     assert default_propagation_protocol("vit_small_patch8") is DINO
     assert default_propagation_protocol("resnet50") is CRW
     dino = DINO.features_for("vit_small_patch16")
-    assert (dino.resize, dino.output_stride, dino.l2_normalize, dino.interpolation) == (
+    assert (dino.resize, dino.output_stride, dino.l2_normalize, dino.preprocess) == (
         "short:480/64",
         None,
         True,
-        "bilinear",
+        "dino",
     )
     assert DINO.features_for("vit_base_patch14_dinov2").resize == "short:480/14"
     assert CRW.features_for("vit_small_patch16").output_stride is None
-    assert DINO.features_for("resnet50") == CRW.features_for("resnet50") == CRW.features
+    # CNNs under dino: CRW's features, read and normalised as DINO's read_frame does
+    assert DINO.features_for("resnet50") == replace(CRW.features, preprocess="dino")
+    assert CRW.features_for("resnet50") == CRW.features
 
 
 @pytest.mark.slow

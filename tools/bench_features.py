@@ -33,8 +33,9 @@ import numpy as np
 import torch
 
 from dense_retrieval.backbone.config import FeatureConfig
-from dense_retrieval.backbone.features import IMAGENET_MEAN, IMAGENET_STD, FeatureExtractor
+from dense_retrieval.backbone.features import FeatureExtractor
 from dense_retrieval.backbone.networks import build_backbone
+from dense_retrieval.backbone.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from dense_retrieval.protocols import CRW, DINO
 
 # (backbone, layer, output stride, protocol) of the --vits comparison; the first is the reference

@@ -11,9 +11,9 @@ import re
 from dataclasses import dataclass
 
 from ..errors import InputError
+from .preprocessing import get_preprocessing
 from .specs import DEFAULT_ARCHITECTURE
 
-INTERPOLATIONS = ("bicubic", "bilinear")
 _RESIZE_PATTERN = re.compile(r"^(native|short:(\d+)(?:/(\d+))?|fixed:(\d+)x(\d+))$")
 
 
@@ -48,7 +48,9 @@ class FeatureConfig:
             "short:N/M" (short side N, long side scaled and floored to a multiple of M: DINO's video
             protocol is "short:480/64") or "fixed:HxW" (e.g. "fixed:512x512", MaskContrast's VOC protocol).
             A ViT additionally needs both sides to be a multiple of its patch size: see :meth:`input_size`.
-        interpolation: image resampling when resizing, "bicubic" (MaskContrast) or "bilinear".
+        preprocess: the name of the recipe that turns a file into the network input (decoder, resize
+            library and filter, rounding, mean/std: :mod:`.preprocessing`); each protocol names its
+            reference's ("crw", "dino", "maskcontrast", ...); "pil-bicubic" is the toolkit's own.
         l2_normalize: L2-normalise every feature vector over channels (CRW does).
         batch_size: images per forward pass (consecutive images of equal size are batched).
         device: "auto" (CUDA when present, else CPU), "cpu", "cuda", "cuda:N".
@@ -56,7 +58,7 @@ class FeatureConfig:
     """
 
     resize: str = "native"
-    interpolation: str = "bicubic"
+    preprocess: str = "pil-bicubic"
     l2_normalize: bool = False
     batch_size: int = 4
     device: str = "auto"
@@ -68,8 +70,7 @@ class FeatureConfig:
                 f"resize policy {self.resize!r} not understood",
                 hint="use native, short:480, short:480/64 or fixed:512x512",
             )
-        if self.interpolation not in INTERPOLATIONS:
-            raise InputError(f"interpolation {self.interpolation!r} not supported", hint="use bicubic or bilinear")
+        get_preprocessing(self.preprocess)  # an unknown recipe fails here, naming the known ones
         if self.batch_size < 1:
             raise InputError(f"batch size must be at least 1, got {self.batch_size}")
         match = _RESIZE_PATTERN.match(self.resize)

@@ -17,16 +17,13 @@ from typing import TypeVar
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from ..errors import InputError
 from ..progress import track
 from .config import BackboneConfig, FeatureConfig
 from .networks import DenseBackbone, build_backbone
+from .preprocessing import Preprocessing, get_preprocessing
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-_PIL_RESAMPLING = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
 T = TypeVar("T")
 
 
@@ -70,15 +67,20 @@ def resolve_device(device: str) -> torch.device:
 
 
 class FeatureExtractor:
-    """Turns uint8 RGB images into dense features with one backbone and one :class:`FeatureConfig`."""
+    """Turns uint8 RGB images into dense features with one backbone and one :class:`FeatureConfig`.
+
+    Images reach it decoded (``read_image(path, extractor.preprocessing.decode)``); :meth:`prepare` resizes
+    them and :meth:`network_input` normalises them as the configured recipe says (:mod:`.preprocessing`).
+    """
 
     def __init__(self, backbone: DenseBackbone, config: FeatureConfig | None = None):
         self.config = config or FeatureConfig()
+        self.preprocessing: Preprocessing = get_preprocessing(self.config.preprocess)
         self.device = resolve_device(self.config.device)
         # batch-norm folded, channels-last weights: the same features up to float rounding, less work
         self.backbone = backbone.for_inference().to(self.device)
-        self._mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1) * 255.0
-        self._std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1) * 255.0
+        self._mean = torch.tensor(self.preprocessing.mean, device=self.device).view(1, 3, 1, 1)
+        self._std = torch.tensor(self.preprocessing.std, device=self.device).view(1, 3, 1, 1)
 
     @classmethod
     def build(cls, backbone: BackboneConfig, config: FeatureConfig | None = None) -> FeatureExtractor:
@@ -94,8 +96,12 @@ class FeatureExtractor:
         return self.backbone.channels
 
     def describe(self) -> dict:
-        """Backbone and feature configuration: what made these features (docs/architecture.md, house rule 4)."""
-        return {"backbone": self.backbone.describe(), "features": asdict(self.config)}
+        """Backbone and feature configuration: what made these features (docs/architecture.md, house rule 4).
+
+        ``features.preprocess`` holds the whole recipe (:meth:`Preprocessing.record`), not only its name.
+        """
+        features = {**asdict(self.config), "preprocess": self.preprocessing.record()}
+        return {"backbone": self.backbone.describe(), "features": features}
 
     def input_size(self, height: int, width: int) -> tuple[int, int]:
         """The network input (H, W) for an image of ``height`` x ``width``: the resize policy, then (ViTs)
@@ -108,21 +114,33 @@ class FeatureExtractor:
         return -(-in_h // self.stride), -(-in_w // self.stride)
 
     def prepare(self, image: np.ndarray) -> np.ndarray:
-        """Resize one uint8 [H, W, 3] RGB image to the network input size (no-op when native)."""
+        """Resize one uint8 [H, W, 3] RGB image to the network input size by the recipe (no-op when native).
+
+        Returns:
+            uint8 [H', W', 3], or float32 [H', W', 3] in [0, 1] for a recipe that resizes the /255 image.
+        """
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise InputError(f"expected a uint8 [H, W, 3] RGB image, got {image.dtype} {image.shape}")
         size = self.input_size(*image.shape[:2])
         if size == image.shape[:2]:
             return image
-        resized = Image.fromarray(image).resize((size[1], size[0]), _PIL_RESAMPLING[self.config.interpolation])
-        return np.asarray(resized)
+        return self.preprocessing.resize(image, size)
+
+    def network_input(self, images: list[np.ndarray]) -> torch.Tensor:
+        """Prepared images of one size and dtype -> the normalised float32 RGB input [N, 3, H, W] (channels-last).
+
+        uint8 images are divided by 255 here (float32), float ones arrive in [0, 1]; then ``(x - mean) / std``
+        with the recipe's constants, as the reference scripts compute it.
+        """
+        # NHWC -> channels-last NCHW: no transpose copy, and oneDNN/cuDNN convs run faster on it
+        batch = torch.from_numpy(np.stack(images)).to(self.device).permute(0, 3, 1, 2)
+        batch = batch.float() / 255.0 if batch.dtype == torch.uint8 else batch.float()
+        return ((batch - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
 
     @torch.inference_mode()
     def forward_batch(self, images: list[np.ndarray]) -> torch.Tensor:
-        """Prepared uint8 images of one size -> float32 features [N, C, h, w] on the extractor's device."""
-        # NHWC uint8 -> channels-last float: no transpose copy, and oneDNN/cuDNN convs run faster on it
-        batch = torch.from_numpy(np.stack(images)).to(self.device).permute(0, 3, 1, 2).float()
-        batch = ((batch - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
+        """Prepared images of one size -> float32 features [N, C, h, w] on the extractor's device."""
+        batch = self.network_input(images)
         autocast = (
             torch.autocast(self.device.type, dtype=torch.float16)
             if self.config.amp and self.device.type == "cuda"
@@ -179,7 +197,8 @@ class FeatureExtractor:
 
         for item in track(inputs, total=total, desc=desc or "features", unit="img"):
             image = self.prepare(image_of(item))
-            if prepared and (image.shape != prepared[0].shape or len(prepared) == self.config.batch_size):
+            full = len(prepared) == self.config.batch_size
+            if prepared and (full or image.shape != prepared[0].shape or image.dtype != prepared[0].dtype):
                 yield from flush()
             prepared.append(image)
             waiting.append((item, tuple(image.shape[:2])))

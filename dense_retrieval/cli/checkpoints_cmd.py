@@ -95,9 +95,33 @@ def inspect(
     if json_output:
         print_json(report)
         return
+    training = report.pop("pretrain")
     width = max(len(key) for key in report)
     for key, value in report.items():
         typer.echo(f"{key:<{width}}  {value}")
+    if training is not None:
+        for line in _training_lines(training):
+            typer.echo(line)
+
+
+def _training_lines(record: dict) -> list[str]:
+    """The ``pretrain`` record of a checkpoint written by ``dense-retrieval pretrain``, for people."""
+    config = record.get("config") if isinstance(record.get("config"), dict) else {}
+    init = record.get("init") if isinstance(record.get("init"), dict) else {}
+    versions = record.get("versions") if isinstance(record.get("versions"), dict) else {}
+    rows = {
+        "preset": record.get("preset"),
+        "epoch": f"{record.get('epoch')} of {config.get('epochs', '?')} (step {record.get('step')})",
+        "images": record.get("images"),
+        "world size": record.get("world_size"),
+        "initial weights": ", ".join(f"{key} {value}" for key, value in init.items()) or None,
+        "recipe": ", ".join(f"{key} {config[key]}" for key in _RECIPE_KEYS if key in config) or None,
+        "versions": ", ".join(f"{key} {value}" for key, value in versions.items()) or None,
+    }
+    return ["written by dense-retrieval pretrain:"] + [f"  {key:<16}{value}" for key, value in rows.items()]
+
+
+_RECIPE_KEYS = ("arch", "queue_size", "nn_topk", "nn_weight", "batch_size", "lr", "temperature", "key_momentum")
 
 
 @groups.checkpoints.command("download")

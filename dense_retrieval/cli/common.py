@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import sys
 import warnings
@@ -167,8 +168,12 @@ def print_json(document: Any) -> None:
 
 
 def set_verbose(verbose: bool) -> None:
-    """``--verbose`` on the root command: show the log lines of :func:`info`."""
+    """``--verbose`` on the root command: show the log lines of :func:`info` and the library's INFO logs."""
     _settings["verbose"] = verbose
+    library = logging.getLogger("dense_retrieval")
+    if verbose and not library.handlers:
+        library.addHandler(logging.StreamHandler(sys.stderr))
+        library.setLevel(logging.INFO)
 
 
 def info(message: str) -> None:

@@ -15,6 +15,7 @@ from .options import (
     CheckpointOption,
     LayerOption,
     OutputStrideOption,
+    PreprocessOption,
     ProtocolResizeOption,
     StrideModeOption,
     WeightsOption,
@@ -29,6 +30,7 @@ from .propagation_options import (
     TopkOption,
     propagation_config,
     propagation_extractor,
+    propagation_preprocess,
     propagation_setup,
 )
 
@@ -60,6 +62,7 @@ def propagate(
     output_stride: OutputStrideOption = None,
     stride_mode: StrideModeOption = CRW.features.stride_mode,
     resize: ProtocolResizeOption = None,
+    preprocess: PreprocessOption = None,
     l2: L2Option = CRW.features.l2_normalize,
     preset_name: PresetOption = None,
     temperature: TemperatureOption = None,
@@ -85,15 +88,27 @@ def propagate(
 
     protocol, architecture = propagation_setup(preset_name, backbone, checkpoint)
     config = propagation_config(protocol, temperature, topk, radius, context)
+    preprocess = propagation_preprocess(protocol, architecture, preprocess)
     dataset = DavisDataset(davis_root, year=year, split=split, resolution=resolution)
     names = [name.strip() for name in sequences.split(",") if name.strip()] if sequences else None
     extractor = propagation_extractor(
-        protocol, architecture, weights, checkpoint, layer, output_stride, stride_mode, resize, l2, batch_size, device
+        protocol,
+        architecture,
+        weights,
+        checkpoint,
+        layer,
+        output_stride,
+        stride_mode,
+        resize,
+        l2,
+        batch_size,
+        device,
+        preprocess,
     )
     described = extractor.backbone.describe()
     info(
         f"davis propagate: {protocol.name} protocol, {described['name']} {described['layer']} stride "
-        f"{described['stride']}, weights {described['weights']}; writing into {out}/"
+        f"{described['stride']}, weights {described['weights']}, {preprocess} preprocessing; writing into {out}/"
     )
     summary = propagate_davis(dataset, out, extractor, config, names, overwrite=overwrite, log=info)
     if json_output:

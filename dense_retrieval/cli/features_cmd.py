@@ -19,6 +19,7 @@ from .options import (
     CheckpointOption,
     LayerOption,
     OutputStrideOption,
+    PreprocessOption,
     ResizeOption,
     StrideModeOption,
     WeightsOption,
@@ -43,6 +44,7 @@ def features(
     output_stride: OutputStrideOption = None,
     stride_mode: StrideModeOption = SEGMENT_INDEX.features.stride_mode,
     resize: ResizeOption = SEGMENT_INDEX.features.resize,
+    preprocess: PreprocessOption = SEGMENT_INDEX.features.preprocess,
     l2: Annotated[bool, typer.Option("--l2/--no-l2", help="L2-normalise each feature vector.")] = False,
     dtype: Annotated[str, typer.Option("--dtype", help="float32 or float16 (half the size).")] = "float32",
     batch_size: BatchSizeOption = 4,
@@ -63,6 +65,7 @@ def features(
     parts into --out: the same arrays, names and metadata as one process writes.
     """
     from .. import __version__
+    from ..backbone.preprocessing import get_preprocessing
     from ..data.feature_store import write_feature_store
     from ..data.sources import open_sources
     from ..distributed import session
@@ -73,12 +76,13 @@ def features(
     check_output(out, [*inputs, *([checkpoint] if checkpoint else [])], kind="file")
     if out.exists() and not overwrite:
         raise OutputExistsError(f"{out} already exists", hint="pass --overwrite or choose another --out")
-    names, _ = open_sources(inputs)
+    decoder = get_preprocessing(preprocess).decode
+    names, _ = open_sources(inputs, decoder=decoder)
     protocol = SEGMENT_INDEX
     config = backbone_config(protocol, backbone, weights, checkpoint, layer, output_stride, stride_mode)
     with session() as ranks:
         feature_config = protocol.features_for(config.name).features(
-            resize=resize, l2_normalize=l2, batch_size=batch_size, device=ranks.device(device)
+            resize=resize, preprocess=preprocess, l2_normalize=l2, batch_size=batch_size, device=ranks.device(device)
         )
         extractor = make_extractor(config, feature_config)
         if ranks.is_main:
@@ -90,7 +94,7 @@ def features(
         metadata = {"tool": f"dense-retrieval {__version__}", **extractor.describe()}
         share = -(-len(names) // ranks.world)
         first, last = ranks.rank * share, min(len(names), (ranks.rank + 1) * share)
-        _, frames = open_sources(inputs, first, last)
+        _, frames = open_sources(inputs, first, last, decoder)
         pairs = extractor.stream(frames, image_of=lambda pair: pair[1], total=last - first)
         stream = ((pair[0], maps.single()) for pair, maps in pairs)
         if ranks.world == 1:

@@ -16,6 +16,7 @@ from .options import (
     CheckpointOption,
     LayerOption,
     OutputStrideOption,
+    PreprocessOption,
     ResizeOption,
     StrideModeOption,
     WeightsOption,
@@ -90,6 +91,7 @@ def build(
     output_stride: OutputStrideOption = None,
     stride_mode: StrideModeOption = SEGMENT_INDEX.features.stride_mode,
     resize: ResizeOption = SEGMENT_INDEX.features.resize,
+    preprocess: PreprocessOption = SEGMENT_INDEX.features.preprocess,
     device: DeviceOption = "auto",
     batch_size: BatchSizeOption = 4,
     json_output: JsonOption = False,
@@ -122,7 +124,7 @@ def build(
         extractor = make_extractor(
             network,
             protocol.features_for(network.name).features(
-                resize=resize, device=ranks.device(device), batch_size=batch_size
+                resize=resize, preprocess=preprocess, device=ranks.device(device), batch_size=batch_size
             ),
         )
         if ranks.is_main:
@@ -221,8 +223,8 @@ def index_info(index: IndexArgument, json_output: JsonOption = False) -> None:
     backbone, features = record.backbone, record.features
     typer.echo(f"index       {report['path']}")
     typer.echo(f"segments    {report['segments']} from {report['images']} images")
-    for method, counts in report["proposals"].items():
-        typer.echo(f"  {method:<10}{counts['segments']} segments, {counts['images']} images")
+    for line in proposal_table(report["proposals"]):
+        typer.echo(line)
     where = "on disk, memory-mapped" if report["on_disk"] else "in memory"
     typer.echo(
         f"faiss       {report['factory']} (dim {report['dim']}, version {report['version']}, "
@@ -238,7 +240,27 @@ def index_info(index: IndexArgument, json_output: JsonOption = False) -> None:
         f"backbone    {backbone['name']} {backbone['layer']} stride {backbone['stride']} ({backbone['stride_mode']}), "
         f"weights {backbone['weights']}"
     )
-    typer.echo(f"features    resize {features['resize']}, pooling {record.settings.get('pooling')}")
+    typer.echo(
+        f"features    resize {features['resize']}, preprocessing {features['preprocess'].get('name')}, "
+        f"pooling {record.settings.get('pooling')}"
+    )
+
+
+def proposal_table(proposals: dict[str, dict]) -> list[str]:
+    """One line per proposal method of an index, its counts in aligned columns whatever the method's name.
+
+    Args:
+        proposals: ``{method: {"segments": n, "images": m}}`` as ``SegmentIndex.info()`` gives it.
+    """
+    if not proposals:
+        return []
+    name = max(len(method) for method in proposals)
+    segments = max(len(str(counts["segments"])) for counts in proposals.values())
+    images = max(len(str(counts["images"])) for counts in proposals.values())
+    return [
+        f"  {method:<{name}}  {counts['segments']:>{segments}} segments  {counts['images']:>{images}} images"
+        for method, counts in proposals.items()
+    ]
 
 
 def _proposal_inputs(*paths: Path | None) -> list[Path]:

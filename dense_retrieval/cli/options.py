@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ..backbone.preprocessing import PREPROCESSING_NAMES
 from ..backbone.specs import ARCHITECTURE_NAMES, ARCHITECTURES, DEFAULT_ARCHITECTURE, OUTPUT_STRIDES, STRIDE_MODES
 from ..protocols import Protocol
 
@@ -89,6 +90,17 @@ ProtocolResizeOption = Annotated[
     typer.Option(
         "--resize",
         help=_RESIZE_HELP + " Default: the protocol's (native; short:480/64 for a ViT under dino).",
+        rich_help_panel=_PANEL,
+    ),
+]
+
+PreprocessOption = Annotated[
+    str | None,
+    typer.Option(
+        "--preprocess",
+        help=f"How a file becomes the network input, as one named reference recipe ({', '.join(PREPROCESSING_NAMES)}): "
+        "decoder, resize library and filter, rounding, mean/std (README, 'Preprocessing'). Default: the protocol's "
+        "(crw, dino, maskcontrast; pil-bicubic for indexes and features). Recorded with the output.",
         rich_help_panel=_PANEL,
     ),
 ]

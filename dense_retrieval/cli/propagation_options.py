@@ -103,6 +103,13 @@ def propagation_config(
     return protocol.propagation.replace(**changes)
 
 
+def propagation_preprocess(protocol: Protocol, architecture: str, preprocess: str | None) -> str:
+    """The preprocessing recipe of a run: ``preprocess``, else the protocol's for ``architecture`` (checked)."""
+    from ..backbone.preprocessing import get_preprocessing
+
+    return get_preprocessing(preprocess or protocol.features_for(architecture).preprocess).name
+
+
 def propagation_extractor(
     protocol: Protocol,
     backbone: str | None,
@@ -115,9 +122,12 @@ def propagation_extractor(
     l2: bool,
     batch_size: int,
     device: str,
+    preprocess: str | None = None,
 ) -> FeatureExtractor:
-    """A feature extractor following the backbone rule above (``resize`` None: the protocol's)."""
+    """A feature extractor following the backbone rule above (``resize``, ``preprocess`` None: the protocol's)."""
     config = backbone_config(protocol, backbone, weights, checkpoint, layer, output_stride, stride_mode)
     side = protocol.features_for(config.name)
-    features = side.features(resize=resize, l2_normalize=l2, batch_size=batch_size, device=device)
+    features = side.features(
+        resize=resize, preprocess=preprocess, l2_normalize=l2, batch_size=batch_size, device=device
+    )
     return make_extractor(config, features)

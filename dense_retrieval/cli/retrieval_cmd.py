@@ -16,6 +16,7 @@ from .options import (
     CheckpointOption,
     LayerOption,
     OutputStrideOption,
+    PreprocessOption,
     StrideModeOption,
     WeightsOption,
     backbone_config,
@@ -54,12 +55,22 @@ def eval_voc(
     superpixels: SuperpixelsOption = "felzenszwalb",
     saliency: SaliencyOption = None,
     saliency_threshold: SaliencyThresholdOption = 0.5,
+    saliency_weights: Annotated[
+        str,
+        typer.Option(
+            "--saliency-weights",
+            help="saliency: 'soft' (MaskContrast: each map's values above the threshold weight the pooling) or "
+            "'binary' (weight 1 inside the mask).",
+            rich_help_panel="Proposals",
+        ),
+    ] = MASKCONTRAST.voc.saliency_weights,
     backbone: BackboneOption = None,
     weights: WeightsOption = "default",
     checkpoint: CheckpointOption = None,
     layer: LayerOption = None,
     output_stride: OutputStrideOption = None,
     stride_mode: StrideModeOption = MASKCONTRAST.features.stride_mode,
+    preprocess: PreprocessOption = MASKCONTRAST.features.preprocess,
     device: DeviceOption = "auto",
     batch_size: BatchSizeOption = 4,
     json_output: JsonOption = False,
@@ -79,7 +90,9 @@ def eval_voc(
 
         folders = ("JPEGImages", "SegmentationClass", "SegmentationObject", "ImageSets")
         check_output(out, [root / sub for root in (voc_root, voc_root / "VOC2012") for sub in folders], "file")
-    protocol = MASKCONTRAST.voc.replace(size=size, top_k=top_k, pooling=pooling, max_images=max_images)
+    protocol = MASKCONTRAST.voc.replace(
+        size=size, top_k=top_k, pooling=pooling, max_images=max_images, saliency_weights=saliency_weights
+    )
     config = proposal_config(
         proposals, min_area, clusters, superpixels, saliency=saliency, saliency_threshold=saliency_threshold
     )
@@ -87,7 +100,7 @@ def eval_voc(
     extractor = make_extractor(
         network,
         MASKCONTRAST.features_for(network.name).features(
-            resize=f"fixed:{size}x{size}", device=device, batch_size=batch_size
+            resize=f"fixed:{size}x{size}", preprocess=preprocess, device=device, batch_size=batch_size
         ),
     )
     info(f"VOC retrieval: {voc_root}, {proposals} proposals, {size}x{size}, top-{top_k}")

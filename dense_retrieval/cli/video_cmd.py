@@ -17,6 +17,7 @@ from .options import (
     CheckpointOption,
     LayerOption,
     OutputStrideOption,
+    PreprocessOption,
     ProtocolResizeOption,
     StrideModeOption,
     WeightsOption,
@@ -31,6 +32,7 @@ from .propagation_options import (
     TopkOption,
     propagation_config,
     propagation_extractor,
+    propagation_preprocess,
     propagation_setup,
 )
 
@@ -77,6 +79,7 @@ def propagate(
     output_stride: OutputStrideOption = None,
     stride_mode: StrideModeOption = CRW.features.stride_mode,
     resize: ProtocolResizeOption = None,
+    preprocess: PreprocessOption = None,
     l2: L2Option = CRW.features.l2_normalize,
     preset_name: PresetOption = None,
     temperature: TemperatureOption = None,
@@ -93,6 +96,7 @@ def propagate(
     start_output(json_output)
     import numpy as np
 
+    from ..backbone.preprocessing import get_preprocessing
     from ..data.masks import read_label_png
     from ..data.video import open_video
     from ..vos.frames import check_first_mask
@@ -100,6 +104,7 @@ def propagate(
 
     protocol, architecture = propagation_setup(preset_name, backbone, checkpoint)
     config = propagation_config(protocol, temperature, topk, radius, context)
+    preprocess = propagation_preprocess(protocol, architecture, preprocess)
     if overlay is not None and overlay.suffix.lower() not in _VIDEO_OVERLAY + _IMAGE_OVERLAY:
         raise InputError(f"--overlay {overlay} must end in .mp4, .png or .jpg", hint="e.g. --overlay overlay.mp4")
     from ..data.outputs import check_output
@@ -111,13 +116,24 @@ def propagate(
         raise OutputExistsError(f"{out} already exists and is not empty", hint="choose a new --out or pass --overwrite")
     if overlay is not None and overlay.exists() and not overwrite:
         raise OutputExistsError(f"{overlay} already exists", hint="choose another --overlay or pass --overwrite")
-    video = open_video(source)
+    video = open_video(source, get_preprocessing(preprocess).decode)
     first = read_label_png(mask)
     if set(np.unique(first).tolist()) == {0, 255}:
         first = (first == 255).astype(np.uint8)  # a 0/255 mask is one object
     num_labels = check_first_mask(first, video.info.size, f"mask {mask}")
     extractor = propagation_extractor(
-        protocol, architecture, weights, checkpoint, layer, output_stride, stride_mode, resize, l2, batch_size, device
+        protocol,
+        architecture,
+        weights,
+        checkpoint,
+        layer,
+        output_stride,
+        stride_mode,
+        resize,
+        l2,
+        batch_size,
+        device,
+        preprocess,
     )
     described = extractor.backbone.describe()
     info(

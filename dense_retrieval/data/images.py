@@ -46,19 +46,32 @@ def open_checked(path: Path, what: str) -> Image.Image:
     return image
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+DECODERS = ("pil", "opencv")
+"""Image decoders: the one a reference script uses is part of its preprocessing (backbone/preprocessing.py)."""
+
+
+def read_image(path: str | os.PathLike, decoder: str = "pil") -> np.ndarray:
     """Read an image file as ``uint8 [H, W, 3]`` RGB. Truncated or corrupt files raise DataFormatError.
 
-    16-bit images (PNG/TIFF modes ``I;16*`` and ``I``) are converted explicitly: their full range
-    0..65535 maps linearly onto 0..255 (value / 257, rounded), instead of being clipped at 255.
-    Float images (mode ``F``) are refused.
+    Args:
+        path: the image file.
+        decoder: ``"pil"`` (Pillow) or ``"opencv"`` (``cv2.imread`` as CRW's and DINO's scripts call it:
+            BGR flipped to RGB, EXIF orientation applied, 16-bit images reduced to 8 bits by OpenCV).
+
+    With ``"pil"``, 16-bit images (PNG/TIFF modes ``I;16*`` and ``I``) are converted explicitly: their full
+    range 0..65535 maps linearly onto 0..255 (value / 257, rounded), instead of being clipped at 255.
+    Float images (mode ``F``) are refused. Either way the header is checked against the pixel budget first.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"image not found: {path}", hint="check the path")
+    if decoder not in DECODERS:
+        raise InputError(f"unknown image decoder {decoder!r}", hint=f"use one of {', '.join(DECODERS)}")
     try:
         with open_checked(path, "image") as image:
-            image.load()
+            image.load()  # a truncated or corrupt file fails here, whichever decoder then runs
+            if decoder == "opencv":
+                return _read_opencv(path)
             if image.mode.startswith("I"):
                 values = np.asarray(image, dtype=np.int64)
                 if values.min(initial=0) < 0 or values.max(initial=0) > 65535:
@@ -70,6 +83,15 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             return np.asarray(image.convert("RGB"))
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise DataFormatError(f"unreadable image {path}: {error}", hint="re-download or re-export the file") from None
+
+
+def _read_opencv(path: Path) -> np.ndarray:
+    import cv2
+
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise DataFormatError(f"unreadable image {path}: OpenCV cannot decode it", hint="re-export the file")
+    return np.ascontiguousarray(bgr[:, :, ::-1])
 
 
 def check_utf8_name(path: Path) -> Path:
@@ -96,9 +118,7 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"not a folder: {folder}", hint="pass a folder of images")
-    paths = sorted(
-        check_utf8_name(p) for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    )
+    paths = sorted(check_utf8_name(p) for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise InputError(f"no images in {folder}", hint=f"expected files ending in {', '.join(IMAGE_SUFFIXES)}")
     return paths

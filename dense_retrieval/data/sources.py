@@ -16,7 +16,7 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
 
 def open_sources(
-    inputs: list[str | os.PathLike], start: int = 0, stop: int | None = None
+    inputs: list[str | os.PathLike], start: int = 0, stop: int | None = None, decoder: str = "pil"
 ) -> tuple[list[str], Iterator[tuple[str, np.ndarray]]]:
     """Names and a lazy stream of ``(name, uint8 [H, W, 3] frame)`` for ``inputs``.
 
@@ -30,6 +30,8 @@ def open_sources(
         start, stop: stream only frames ``start .. stop - 1`` of the sequence (one rank's share under
             torchrun); images outside are never read, videos outside are skipped. ``names`` is always
             the whole sequence.
+        decoder: how image files are decoded (:func:`~.images.read_image`; ``"opencv"`` for the CRW and
+            DINO recipes); video files are always decoded by OpenCV.
     """
     names: list[str] = []
     plan: list[Path | list[Path]] = []
@@ -59,6 +61,6 @@ def open_sources(
                     yield f"{source.name}/{index:05d}", frame
             else:
                 for path in source[lo:hi]:
-                    yield str(path), read_image(path)
+                    yield str(path), read_image(path, decoder)
 
     return names, stream()

@@ -29,6 +29,7 @@ MP4_FOURCC = "mp4v"
 class TruncatedVideoWarning(UserWarning):
     """A video file yielded fewer frames than its header declares (the CLI prints it as one line)."""
 
+
 _NUMBER = re.compile(r"(\d+)$")
 
 
@@ -59,6 +60,8 @@ class VideoFrames:
 
     Args:
         source: a video file (MP4, AVI, ...) or a folder of numbered frame images.
+        decoder: how a folder's frame images are decoded (:func:`~.images.read_image`); a video file's
+            frames are always OpenCV's (``cv2.VideoCapture``).
 
     Raises:
         InputError: ``source`` does not exist.
@@ -66,8 +69,9 @@ class VideoFrames:
             frame without a number, a gap in the numbering or frames of different sizes.
     """
 
-    def __init__(self, source: str | os.PathLike):
+    def __init__(self, source: str | os.PathLike, decoder: str = "pil"):
         self.source = Path(source)
+        self.decoder = decoder
         if self.source.is_dir():
             self._paths: list[Path] | None = _numbered_frames(self.source)
             height, width = _frame_folder_size(self._paths)
@@ -91,7 +95,7 @@ class VideoFrames:
     def __iter__(self) -> Iterator[np.ndarray]:
         if self._paths is not None:
             for path in self._paths:
-                frame = read_image(path)
+                frame = read_image(path, self.decoder)
                 self._check_size(frame, path.name)
                 yield frame
             return
@@ -125,9 +129,9 @@ class VideoFrames:
             )
 
 
-def open_video(source: str | os.PathLike) -> VideoFrames:
-    """Open a video file or frame folder for streaming; see :class:`VideoFrames`."""
-    return VideoFrames(source)
+def open_video(source: str | os.PathLike, decoder: str = "pil") -> VideoFrames:
+    """Open a video file or frame folder for streaming; see :class:`VideoFrames` (``decoder``: frame images)."""
+    return VideoFrames(source, decoder)
 
 
 def read_video_frame(path: str | os.PathLike, index: int) -> np.ndarray:

@@ -142,9 +142,9 @@ class VocDataset:
         """``SegmentationObject/<id>.png``, or None when the root has no SegmentationObject/ folder."""
         return self.root / "SegmentationObject" / f"{image_id}.png" if self.has_objects else None
 
-    def read_image(self, image_id: str) -> np.ndarray:
-        """The image as ``uint8 [H, W, 3]`` RGB."""
-        return read_image(self.image_path(image_id))
+    def read_image(self, image_id: str, decoder: str = "pil") -> np.ndarray:
+        """The image as ``uint8 [H, W, 3]`` RGB, decoded by ``decoder`` (see :func:`~.images.read_image`)."""
+        return read_image(self.image_path(image_id), decoder)
 
     def read_class_labels(self, image_id: str) -> np.ndarray:
         """Class ids ``uint8 [H, W]`` (0 background, 1..20 classes, 255 void)."""

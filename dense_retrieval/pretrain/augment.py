@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 from torchvision import transforms as T
 
-from ..backbone.features import IMAGENET_MEAN, IMAGENET_STD
+from ..backbone.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from .config import PretrainConfig
 
 BLUR_SIGMA = (0.1, 2.0)

@@ -169,7 +169,7 @@ def _extract(
     writer = ShardWriter(staging.path, number, dim)
     proposer.stats = ProposalStats()
     try:
-        decoded = ((path, read_image(path)) for path in paths)
+        decoded = ((path, read_image(path, extractor.preprocessing.decode)) for path in paths)
         stream = extractor.stream(decoded, lambda pair: pair[1], total=len(paths), desc=f"shard {number}")
         for (path, rgb), maps in stream:
             features = maps.single()

@@ -18,6 +18,7 @@ import torch
 
 from ..backbone.config import BackboneConfig, FeatureConfig
 from ..backbone.features import FeatureExtractor
+from ..backbone.preprocessing import PREPROCESSINGS
 from ..data.images import read_image
 from ..data.masks import read_label_png
 from ..errors import DataFormatError, InputError
@@ -61,12 +62,24 @@ def extractor_for_index(
         )
     feature_config = FeatureConfig(
         resize=resize,
-        interpolation=record.features["interpolation"],
+        preprocess=_recorded_preprocessing(record.features["preprocess"]),
         l2_normalize=record.features["l2_normalize"],
         batch_size=batch_size,
         device=device,
     )
     return FeatureExtractor.build(BackboneConfig(**fields), feature_config)
+
+
+def _recorded_preprocessing(recorded: Any) -> str:
+    """The name of the recipe an index was made with, once checked to mean today what it meant then."""
+    name = recorded.get("name") if isinstance(recorded, dict) else None
+    recipe = PREPROCESSINGS.get(name) if isinstance(name, str) else None
+    if recipe is None or recipe.record() != recorded:
+        raise DataFormatError(
+            f"the index was made with a preprocessing recipe this version does not have ({recorded!r})",
+            hint="query it with the version of dense-retrieval that built it, or rebuild the index",
+        )
+    return name
 
 
 # --------------------------------------------------------------------------------------- segments of images
@@ -80,7 +93,7 @@ def iter_segments(
     """
     images = list(images)
     proposer.check_images(images)
-    decoded = ((path, read_image(path)) for path in images)
+    decoded = ((path, read_image(path, extractor.preprocessing.decode)) for path in images)
     for (path, rgb), maps in extractor.stream(decoded, lambda pair: pair[1], total=len(images), desc="segments"):
         features = maps.single()
         proposals = proposer(path, rgb, features if proposer.needs_features else None)
@@ -216,7 +229,7 @@ def query_mask(
         mask: bool [H, W] at the image size, or a PNG file (nonzero pixels are the segment).
     """
     path = Path(image)
-    rgb = read_image(path)
+    rgb = read_image(path, extractor.preprocessing.decode)
     if not isinstance(mask, np.ndarray):
         mask = read_label_png(mask, binary=True).astype(bool)
     if mask.shape != rgb.shape[:2]:
@@ -241,7 +254,7 @@ def query_proposals(
 ) -> list[QueryResult]:
     """Propose the segments of ``image`` and query the index with each of them."""
     path = Path(image)
-    rgb = read_image(path)
+    rgb = read_image(path, extractor.preprocessing.decode)
     features = extractor.extract([rgb]).features[0]
     found = Proposer(proposals)(path, rgb, features)
     results = [

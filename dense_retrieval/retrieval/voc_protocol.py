@@ -4,8 +4,10 @@ Bank: every proposal mask of the ``train`` split becomes a prototype (mask-poole
 L2-normalised) labelled with the majority ground-truth class inside it, 0 (background) and 255
 (void) excluded; masks holding no such pixel are skipped and counted. Queries: every proposal mask of
 the ``val`` split takes the class of its nearest prototype by cosine similarity (top-1; a top-k vote
-as an option) and that class fills the mask, all other pixels are background. Images are resized to
-512x512 (image bicubic, labels nearest). mIoU from TP/FP/FN summed over the set, 255 ignored:
+as an option) and that class fills the mask, all other pixels are background. Images and labels are
+resized to 512x512 by the extractor's preprocessing recipe (MaskContrast's: ``cv2.resize`` bicubic for
+the image, nearest for labels and masks read from files); a saliency proposal is pooled with its soft
+values as weights (``sal * (sal > 0.5)``). mIoU from TP/FP/FN summed over the set, 255 ignored:
 
 - 21 classes, background included;
 - 7 classes (aeroplane, bottle, bus, car, cat, cow, person): every other class is mapped to 255 in
@@ -26,9 +28,9 @@ from pathlib import Path
 import faiss
 import numpy as np
 import torch
-from PIL import Image
 
 from ..backbone.features import FeatureExtractor
+from ..backbone.preprocessing import Preprocessing
 from ..data.voc import VOC7_CLASS_IDS, VOC_CLASSES, VocDataset, seven_class_labels
 from ..errors import InputError
 from ..metrics.segmentation import ConfusionMeter
@@ -58,7 +60,8 @@ def evaluate_voc(
 
     Args:
         root: a VOC2012 root (JPEGImages, SegmentationClass, ImageSets/Segmentation).
-        extractor: dense features; its resize policy should leave size x size inputs unchanged.
+        extractor: dense features; its resize policy should be ``fixed:SxS`` with S = ``protocol.size``
+            (a ViT floors it to its patch size), its recipe resizes and normalises the images.
         proposals: the masks of each image (``gt``, ``kmeans``, ``saliency``, ...).
         protocol: see :class:`VocProtocol`.
     """
@@ -157,13 +160,17 @@ def _vote(labels: np.ndarray, scores: np.ndarray) -> int:
 
 @dataclass(frozen=True)
 class _Sample:
-    """One VOC image at the protocol's size: its id, file, RGB, class labels and size on disk."""
+    """One VOC image: its id, file, RGB as decoded and at the protocol's size, class labels at that size."""
 
     image_id: str
     path: Path
+    native: np.ndarray
     rgb: np.ndarray
     labels: np.ndarray
-    native_size: tuple[int, int]
+
+    @property
+    def native_size(self) -> tuple[int, int]:
+        return self.native.shape[:2]
 
 
 def _segments(
@@ -172,27 +179,39 @@ def _segments(
     """Per image: (id, labels uint8 [S, S], kept proposals, float32 [K, C] pooled vectors)."""
     ids = dataset.ids[: protocol.max_images] if protocol.max_images else dataset.ids
     size = (protocol.size, protocol.size)
+    recipe = extractor.preprocessing
 
     def samples() -> Iterator[_Sample]:
         for image_id in ids:
-            rgb = dataset.read_image(image_id)
+            rgb = dataset.read_image(image_id, recipe.decode)
             labels = dataset.read_class_labels(image_id)
             if labels.shape != rgb.shape[:2]:
                 raise InputError(
                     f"label PNG of {image_id!r} is {labels.shape[0]}x{labels.shape[1]}, "
                     f"the image is {rgb.shape[0]}x{rgb.shape[1]}"
                 )
-            rgb_s = np.asarray(Image.fromarray(rgb).resize(size[::-1], Image.BICUBIC))
-            labels_s = np.asarray(Image.fromarray(labels).resize(size[::-1], Image.NEAREST))
-            yield _Sample(image_id, dataset.image_path(image_id), rgb_s, labels_s, rgb.shape[:2])
+            path = dataset.image_path(image_id)
+            yield _Sample(image_id, path, rgb, _working_image(rgb, size, recipe), recipe.resize_labels(labels, size))
 
     desc = f"{dataset.split} segments"
-    for sample, maps in extractor.stream(samples(), lambda s: s.rgb, total=len(ids), desc=desc):
+    # the extractor resizes the decoded image itself, by its recipe, straight to its input size
+    for sample, maps in extractor.stream(samples(), lambda s: s.native, total=len(ids), desc=desc):
         features = maps.single()
-        found = proposer(sample.path, sample.rgb, features, native_size=sample.native_size)
-        masks = torch.from_numpy(found.masks)
+        found = proposer(sample.path, sample.rgb, features, native_size=sample.native_size, resize=recipe.resize_labels)
+        soft = protocol.saliency_weights == "soft" and found.weights is not None
+        masks = torch.from_numpy(found.weights if soft else found.masks)
         vectors = pool_masks(features, masks, protocol.pooling).numpy() if len(masks) else np.zeros((0, 1), np.float32)
         yield sample.image_id, sample.labels, found, vectors
+
+
+def _working_image(rgb: np.ndarray, size: tuple[int, int], recipe: Preprocessing) -> np.ndarray:
+    """The uint8 image at the protocol's size that proposals (superpixels) see, resized by the recipe."""
+    if rgb.shape[:2] == size:
+        return rgb
+    resized = recipe.resize(rgb, size)
+    if resized.dtype != np.uint8:  # a recipe resizing the /255 image (crw): rounded back for the proposals
+        resized = np.clip(np.rint(resized * 255.0), 0, 255).astype(np.uint8)
+    return resized
 
 
 def _scores(meter: ConfusionMeter, exclude: tuple[int, ...]) -> dict:

@@ -69,10 +69,11 @@ def propagate_davis_sequence(
     """
     sequence = dataset.sequence(name)
     first = dataset.first_frame_labels(name)
-    first_frame = read_image(sequence.frames[0])
+    decoder = extractor.preprocessing.decode
+    first_frame = read_image(sequence.frames[0], decoder)
     num_labels = check_first_mask(first, first_frame.shape[:2], f"{name}: first-frame annotation")
     start = time.perf_counter()
-    frames = (read_image(path) for path in sequence.frames)
+    frames = (read_image(path, decoder) for path in sequence.frames)
     results = propagate_frames(frames, first, extractor, config, num_labels, len(sequence.frames), desc=name)
     done: list[SequenceResult] = []
     with atomic_directory(Path(out) / name, then=lambda: commit and commit(done[0]), final=False) as folder:
@@ -218,6 +219,11 @@ def _check_sequence(dataset: DavisDataset, name: str) -> None:
     check_first_mask(dataset.first_frame_labels(name), (height, width), f"{name}: first-frame annotation")
 
 
+def _recipe_differs(changed: list[str]) -> bool:
+    """Only the preprocessing recipe differs (e.g. a folder made before recipes, read as ``pil-bicubic``)."""
+    return all(key.startswith("features.preprocess.") for key in changed)
+
+
 def _remove_leftovers(out: Path) -> None:
     """Temporary folders and files of interrupted runs inside ``out`` (the run holds ``out``: none is live)."""
     for entry in out.iterdir():
@@ -247,9 +253,11 @@ def _open_record(out: Path, run: RunRecord, overwrite: bool) -> dict:
             previous.setdefault("sequences", {})
             return previous
         if not overwrite:
+            recipe = f"pass --preprocess {recorded.features['preprocess']['name']} to continue it, "
             raise ConfigMismatchError(
                 f"{out} holds masks made with another configuration (differs in: {', '.join(changed)})",
-                hint="choose another --out, or pass --overwrite to replace them",
+                hint=f"choose another --out, {recipe if _recipe_differs(changed) else ''}"
+                "or pass --overwrite to replace them",
             )
         links = [name for name in previous["sequences"] if (out / name).is_symlink()]
         if links:

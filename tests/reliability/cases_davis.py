@@ -245,6 +245,7 @@ CASES_PROPAGATE = [
     case("propagate-weights-bogus", P, *ROOT, "--out", "{out}", "--weights", "best"),
     case("propagate-layer-unknown", P, *ROOT, "--out", "{out}", "--layer", "features.99"),
     case("propagate-resize-zero", P, *ROOT, "--out", "{out}", "--resize", "fixed:0x0"),
+    case("propagate-preprocess-unknown", P, *ROOT, "--out", "{out}", "--preprocess", "dinov2", contains=("dinov2",)),
     case(
         "propagate-out-is-davis-root",
         P,

@@ -195,6 +195,7 @@ CASES = [
     case("features-resize-zero", F, "{d.image}", "--out", "{out}", "--resize", "fixed:0x0"),
     case("features-resize-short-zero", F, "{d.image}", "--out", "{out}", "--resize", "short:0"),
     case("features-resize-bogus", F, "{d.image}", "--out", "{out}", "--resize", "half"),
+    case("features-preprocess-unknown", F, "{d.image}", "--out", "{out}", "--preprocess", "lanczos"),
     case(
         "features-resize-absurd",
         F,

@@ -591,6 +591,7 @@ BUILD = [
         "watershed",
     ),
     case("build-resize-zero", B, "{d.images}", "--out", "{out}", "--resize", "fixed:0x0"),
+    case("build-preprocess-unknown", B, "{d.images}", "--out", "{out}", "--preprocess", "lanczos"),
     case("build-weights-bogus", B, "{d.images}", "--out", "{out}", "--weights", "best"),
     case(
         "build-checkpoint-nan", B, "{d.images}", "--out", "{out}", "--checkpoint", "{box}/nan.pth", setup=nan_checkpoint

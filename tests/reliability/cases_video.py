@@ -135,6 +135,7 @@ CASES = [
     case("video-text-as-mp4", V, "{box}/clip.mp4", "--mask", "{d.clip_mask}", "--out", "{out}", setup=text_as_mp4),
     case("video-zero-byte-mp4", V, "{box}/clip.mp4", "--mask", "{d.clip_mask}", "--out", "{out}", setup=zero_mp4),
     case("video-mask-missing", V, "{d.clip}", "--mask", "{box}/nope.png", "--out", "{out}"),
+    case("video-preprocess-unknown", V, "{d.clip}", "--mask", "{d.clip_mask}", "--out", "{out}", "--preprocess", "x"),
     case(
         "video-mask-wrong-size", V, "{clip}", "--mask", "{mask}", "--out", "{out}", setup=_clip_changed(mask_wrong_size)
     ),

@@ -69,6 +69,7 @@ class LoadedCheckpoint:
         dropped_keys: original keys dropped on purpose (momentum encoder, queues, projection heads).
         path: the file read.
         sha256: hex sha256 of the file.
+        training: what made a file written by ``dense-retrieval pretrain`` (:func:`training_record`), else None.
     """
 
     state_dict: dict[str, torch.Tensor]
@@ -76,6 +77,7 @@ class LoadedCheckpoint:
     dropped_keys: tuple[str, ...]
     path: Path
     sha256: str
+    training: dict | None = None
 
 
 def load_checkpoint(path: str | os.PathLike, architecture: str | None = None) -> LoadedCheckpoint:
@@ -96,7 +98,23 @@ def load_checkpoint(path: str | os.PathLike, architecture: str | None = None) ->
     payload = _torch_load(path)
     state_dict, checkpoint_format, dropped = _extract(payload, path)
     _check_finite(state_dict, path)
-    return LoadedCheckpoint(state_dict, checkpoint_format, tuple(dropped), path, file_digests(path)["sha256"])
+    sha256 = file_digests(path)["sha256"]
+    return LoadedCheckpoint(state_dict, checkpoint_format, tuple(dropped), path, sha256, training_record(payload))
+
+
+def training_record(payload: object) -> dict | None:
+    """The ``pretrain`` record of a checkpoint written by ``dense-retrieval pretrain``, without its resume state.
+
+    Returns:
+        preset, epoch (completed), step, images, world size, initial weights, versions and the recipe
+        (``config``), or None for any other file. RNG and gradient-scaler states are left out.
+    """
+    record = payload.get("pretrain") if isinstance(payload, Mapping) else None
+    if not isinstance(record, Mapping):
+        return None
+    kept = {key: value for key, value in record.items() if key not in ("rng", "scaler")}
+    epoch = payload.get("epoch")
+    return {"epoch": epoch if isinstance(epoch, int) else None, "arch": payload.get("arch"), **kept}
 
 
 def apply_state_dict(model: torch.nn.Module, checkpoint: LoadedCheckpoint, architecture: str) -> None:
@@ -165,7 +183,8 @@ def inspect_checkpoint(path: str | os.PathLike, architecture: str | None = None)
     Returns:
         format, detected architecture (with a ViT's patch size and register tokens), key counts (kept,
         dropped), tensor and parameter counts, sha256,
-        size in bytes, and the registry entry it matches (by published or recorded sha256), if any.
+        size in bytes, the registry entry it matches (by published or recorded sha256), if any, and the
+        ``pretrain`` record of a file written by ``dense-retrieval pretrain`` (None otherwise).
     """
     checkpoint = load_checkpoint(path, architecture)
     detected = detect_architecture(checkpoint.state_dict, checkpoint.checkpoint_format)
@@ -194,6 +213,7 @@ def inspect_checkpoint(path: str | os.PathLike, architecture: str | None = None)
         "parameters": int(sum(t.numel() for key, t in checkpoint.state_dict.items() if not key.endswith(_BUFFERS))),
         "values": int(sum(t.numel() for t in checkpoint.state_dict.values())),
         "registry_match": _registry_match(checkpoint),
+        "pretrain": checkpoint.training,
     }
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from ...data.atomic import write_json
 from ...data.outputs import remove_owned
 from ...errors import InputError
-from .ondisk import faiss_stdout_to_stderr, is_ivf, merge_to_disk, read_part
+from .ondisk import faiss_output_logged, is_ivf, merge_to_disk, read_part
 from .shards import Shard, read_rows
 from .storage import check_factory, faiss_message, write_faiss
 
@@ -150,7 +150,7 @@ def join(shards: Sequence[Shard], trained: Path, header: Path, on_disk: bool) ->
                 source = faiss.extract_index_ivf(part) if kind == "ivf" else part
                 target.merge_from(source, 0)
         index.ntotal = target.ntotal
-    with faiss_stdout_to_stderr():
+    with faiss_output_logged():
         write_faiss(index, header)
     return int(index.ntotal)
 

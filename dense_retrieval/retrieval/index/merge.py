@@ -24,7 +24,7 @@ from ...data.atomic import atomic_directory
 from ...errors import ConfigMismatchError, InputError
 from ...records import differences
 from .codec import file_digest, kind_of
-from .ondisk import data_file, faiss_stdout_to_stderr
+from .ondisk import data_file, faiss_output_logged
 from .segment_index import SegmentIndex
 from .storage import (
     DB_NAME,
@@ -75,7 +75,7 @@ def copy_lists(sources: Sequence[tuple[faiss.InvertedLists, int]], target: Path 
         target.unlink(missing_ok=True)
         out = faiss.OnDiskInvertedLists(nlist, code_size, str(target))
         out.set_all_lists_sizes(faiss.swig_ptr(sizes))
-        with faiss_stdout_to_stderr():
+        with faiss_output_logged():
             out.update_totsize(int((sizes * np.uint64(code_size + 8)).sum()))
     for number in range(nlist):
         position = 0

@@ -2,23 +2,27 @@
 
 This is ``faiss.contrib.ondisk.merge_ondisk`` with three changes: the parts keep the *global* ids they
 were encoded with (``merge_from_multiple(..., shift_ids=True)`` computes wrong offsets for parts of
-unequal sizes in faiss 1.15: part i is shifted by the size of part i instead of part i - 1), FAISS's
-``printf`` to stdout is sent to stderr (``--json`` prints one document on stdout), and the FAISS header
-is written atomically.
+unequal sizes in faiss 1.15: part i is shifted by the size of part i instead of part i - 1), what FAISS's
+C code prints on stdout is captured and logged (shown with ``--verbose``; ``--json`` prints one document
+on stdout and nothing else), and the FAISS header is written atomically.
 
 An on-disk index is two files side by side: ``index-000001.faiss`` (quantizer, codec, list offsets and
-the *name* of the data file) and ``index-000001.ivfdata`` (codes and ids of every list). It is read
-with ``IO_FLAG_ONDISK_SAME_DIR`` (the data file is looked up next to the header, so the folder can be
-moved) and ``IO_FLAG_READ_ONLY`` (mapped PROT_READ: readers can never write it). Only the pages of the
-lists a query visits are read, so an index larger than RAM is searchable.
+the *name* of the data file) and ``index-000001.ivfdata`` (codes and ids of every list). The header
+stores the data file's bare name (:func:`data_file_named_relative`), never the temporary folder it was
+built in. It is read with ``IO_FLAG_ONDISK_SAME_DIR`` (the data file is looked up next to the header, so
+the folder can be moved or copied) and ``IO_FLAG_READ_ONLY`` (mapped PROT_READ: readers can never write
+it); FAISS announces that look-up on stdout at every load, which is why loads are captured too. Only the
+pages of the lists a query visits are read, so an index larger than RAM is searchable.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -26,22 +30,59 @@ import faiss
 
 READ_FLAGS = faiss.IO_FLAG_ONDISK_SAME_DIR | faiss.IO_FLAG_READ_ONLY
 DATA_SUFFIX = ".ivfdata"
+_log = logging.getLogger("dense_retrieval.faiss")
 
 
 @contextlib.contextmanager
-def faiss_stdout_to_stderr() -> Iterator[None]:
-    """Send what FAISS's C code prints on stdout (fd 1) to stderr for the duration of the block."""
+def faiss_output_logged() -> Iterator[None]:
+    """Capture what FAISS's C code prints on stdout (fd 1) during the block; log it line by line (INFO).
+
+    FAISS prints progress notes (``resizing ...``, ``IO_FLAG_ONDISK_SAME_DIR: updating ...``) with printf;
+    they are log lines, shown with ``--verbose``, and must never reach stdout (``--json``) or, unasked,
+    stderr.
+    """
     libc = ctypes.CDLL(None)
     sys.stdout.flush()
     libc.fflush(None)
     saved = os.dup(1)
-    os.dup2(2, 1)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 1)
+        try:
+            yield
+        finally:
+            libc.fflush(None)
+            os.dup2(saved, 1)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode(errors="replace").splitlines():
+                _log.info("faiss: %s", line)
+
+
+def _ondisk_lists(index: faiss.Index) -> faiss.OnDiskInvertedLists | None:
+    """The on-disk inverted lists of an IVF index, or None for any other index."""
+    if not is_ivf(index):
+        return None
+    lists = faiss.downcast_InvertedLists(faiss.extract_index_ivf(index).invlists)
+    return lists if isinstance(lists, faiss.OnDiskInvertedLists) else None
+
+
+@contextlib.contextmanager
+def data_file_named_relative(index: faiss.Index) -> Iterator[None]:
+    """While the block writes ``index``: its on-disk lists name their data file by its bare name.
+
+    FAISS stores the data file's path in the header as it was at build time (the build's temporary
+    folder); the bare name keeps a moved or copied index folder self-contained. Other indexes: no-op.
+    """
+    lists = _ondisk_lists(index)
+    if lists is None:
+        yield
+        return
+    built_at = lists.filename
+    lists.filename = Path(built_at).name
     try:
         yield
     finally:
-        libc.fflush(None)
-        os.dup2(saved, 1)
-        os.close(saved)
+        lists.filename = built_at
 
 
 def is_ivf(index: faiss.Index) -> bool:
@@ -56,12 +97,6 @@ def is_ivf(index: faiss.Index) -> bool:
 def data_file(header: Path) -> Path:
     """The ``.ivfdata`` file that belongs to an on-disk header file."""
     return header.with_suffix(DATA_SUFFIX)
-
-
-def read_ondisk(header: Path) -> faiss.Index:
-    """Open an on-disk index read-only; its lists stay on disk (mapped), the rest is loaded."""
-    with faiss_stdout_to_stderr():
-        return faiss.read_index(str(header), READ_FLAGS)
 
 
 def merge_to_disk(trained: faiss.Index, parts: Sequence[faiss.Index], header: Path) -> int:
@@ -82,7 +117,7 @@ def merge_to_disk(trained: faiss.Index, parts: Sequence[faiss.Index], header: Pa
         lists.push_back(faiss.extract_index_ivf(part).invlists)
     target = data_file(header)
     target.unlink(missing_ok=True)  # a leftover of a killed attempt: OnDiskInvertedLists needs an empty file
-    with faiss_stdout_to_stderr():
+    with faiss_output_logged():
         ondisk = faiss.OnDiskInvertedLists(ivf.nlist, ivf.code_size, str(target))
         ntotal = ondisk.merge_from_multiple(lists.data(), lists.size(), False)
     ivf.replace_invlists(ondisk, True)

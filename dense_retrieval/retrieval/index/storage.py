@@ -23,7 +23,7 @@ from ...data.atomic import atomic_path
 from ...errors import DataFormatError, InputError, OutputExistsError
 from ...records import RunRecord, check_index_meta
 from ..segments import Segment
-from .ondisk import DATA_SUFFIX, READ_FLAGS, data_file, faiss_stdout_to_stderr, merge_to_disk
+from .ondisk import DATA_SUFFIX, READ_FLAGS, data_file, data_file_named_relative, faiss_output_logged, merge_to_disk
 
 FORMAT_VERSION = 2
 """2: the recorded configuration is a flat run record (dense_retrieval.records). 1: the same with backbone
@@ -175,13 +175,14 @@ def read_faiss(file: Path, on_disk: bool) -> faiss.Index:
     """Read a FAISS file; an on-disk one read-only, its lists mapped from the data file beside it."""
     if not on_disk:
         return faiss.read_index(str(file))
-    with faiss_stdout_to_stderr():
+    with faiss_output_logged():
         return faiss.read_index(str(file), READ_FLAGS)
 
 
 def write_faiss(index: faiss.Index, path: Path) -> None:
-    """Write ``index`` to ``path`` atomically and durably (fsync before the rename)."""
-    with atomic_path(path) as tmp:
+    """Write ``index`` to ``path`` atomically and durably (fsync before the rename); on-disk lists name their
+    data file relative to the header (``data_file_named_relative``)."""
+    with atomic_path(path) as tmp, data_file_named_relative(index):
         faiss.write_index(index, str(tmp))
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())

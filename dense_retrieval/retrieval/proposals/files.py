@@ -57,8 +57,13 @@ def majority_label(values: np.ndarray, ignore: tuple[int, ...] = (0, VOID)) -> i
 
 def saliency_masks(
     image: Path, size: tuple[int, int], folder: str | os.PathLike, threshold: float = 0.5
-) -> tuple[np.ndarray, list[int | None]]:
-    """One mask per image from a saliency map named like the image: value / 255 > ``threshold``."""
+) -> tuple[np.ndarray, list[int | None], np.ndarray]:
+    """One mask per image from a saliency map named like the image: value / 255 > ``threshold``.
+
+    Returns:
+        masks bool [1, H, W], their labels ([None]) and the soft weights float32 [1, H, W]: the saliency
+        value where it is above ``threshold``, 0 elsewhere (MaskContrast's ``sal * (sal > 0.5)``).
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"saliency folder not found: {folder}", hint="pass --saliency DIR with one map per image")
@@ -72,16 +77,17 @@ def saliency_masks(
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise DataFormatError(f"unreadable saliency map {found}: {error}") from None
     values = _check_size(values, size, image, f"saliency map {found.name}")
-    return (values > threshold)[None], [None]
+    salient = values > threshold
+    return salient[None], [None], np.where(salient, values, np.float32(0))[None]
 
 
 def resize_masks(masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour resize of bool [K, H0, W0] masks to ``size`` (H, W) (PIL, as label maps)."""
+    """Nearest-neighbour resize of bool or float32 [K, H0, W0] masks to ``size`` (H, W) (PIL, as label maps)."""
     height, width = size
-    out = np.zeros((len(masks), height, width), dtype=bool)
+    out = np.zeros((len(masks), height, width), dtype=masks.dtype)
     for index, mask in enumerate(masks):
-        resized = Image.fromarray(mask.astype(np.uint8)).resize((width, height), Image.NEAREST)
-        out[index] = np.asarray(resized, dtype=bool)
+        source = mask.astype(np.uint8) if mask.dtype == bool else mask
+        out[index] = np.asarray(Image.fromarray(source).resize((width, height), Image.NEAREST)).astype(masks.dtype)
     return out
 
 

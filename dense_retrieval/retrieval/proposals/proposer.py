@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,12 +25,15 @@ class ImageProposals:
         masks: bool [K, H, W] at the working image size.
         labels: K class ids where the method knows them (gt, coco), else None each.
         method: the proposal method.
+        weights: float32 [K, H, W] soft pooling weights where the method has them (``saliency``: the
+            saliency value inside the mask, 0 outside); None otherwise.
     """
 
     image: Path
     masks: np.ndarray
     labels: list[int | None]
     method: str
+    weights: np.ndarray | None = None
 
 
 @dataclass
@@ -70,6 +74,7 @@ class Proposer:
         image: np.ndarray,
         features: torch.Tensor | None = None,
         native_size: tuple[int, int] | None = None,
+        resize: Callable[[np.ndarray, tuple[int, int]], np.ndarray] | None = None,
     ) -> ImageProposals:
         """Masks of one image.
 
@@ -79,6 +84,8 @@ class Proposer:
             features: float [C, h, w] of ``image`` (kmeans only).
             native_size: (H0, W0) of the file on disk when ``image`` was resized; masks read from
                 files must have this size and are resized to (H, W).
+            resize: how one mask [H0, W0] (bool or float32) is resized to (H, W): the label filter of the
+                preprocessing recipe (:meth:`Preprocessing.resize_labels`); default PIL nearest.
 
         Returns:
             The kept masks (empty and tiny ones dropped and counted).
@@ -87,6 +94,7 @@ class Proposer:
         size = tuple(image.shape[:2])
         native = tuple(native_size) if native_size is not None else size
         cfg = self.config
+        weights = None
         if cfg.method == "kmeans":
             if features is None:
                 raise InputError("k-means proposals need the image's features")
@@ -99,14 +107,17 @@ class Proposer:
             if cfg.method == "gt":
                 masks, labels = gt_masks(path, native, cfg.gt_root, cfg.gt_kind, cfg.include_background)
             elif cfg.method == "saliency":
-                masks, labels = saliency_masks(path, native, cfg.saliency_dir, cfg.saliency_threshold)
+                masks, labels, weights = saliency_masks(path, native, cfg.saliency_dir, cfg.saliency_threshold)
             else:
                 masks, labels = self._coco.masks(path, native)
             if native != size:
-                masks = resize_masks(masks, size)
-        return self._filter(path, masks, labels)
+                masks = _resize_each(masks, size, resize)
+                weights = None if weights is None else _resize_each(weights, size, resize)
+        return self._filter(path, masks, labels, weights)
 
-    def _filter(self, path: Path, masks: np.ndarray, labels: list[int | None]) -> ImageProposals:
+    def _filter(
+        self, path: Path, masks: np.ndarray, labels: list[int | None], weights: np.ndarray | None = None
+    ) -> ImageProposals:
         if masks.ndim != 3:
             raise DataFormatError(f"proposals for {path} are not [K, H, W] masks: shape {masks.shape}")
         areas = masks.reshape(len(masks), -1).sum(1) if len(masks) else np.zeros(0, dtype=np.int64)
@@ -120,4 +131,14 @@ class Proposer:
         stats.dropped_small += int(small.sum())
         stats.images_without_masks += int(not keep.any())
         kept_labels = [label for label, k in zip(labels, keep, strict=True) if k]
-        return ImageProposals(path, masks[keep].astype(bool), kept_labels, self.config.method)
+        kept_weights = None if weights is None else weights[keep]
+        return ImageProposals(path, masks[keep].astype(bool), kept_labels, self.config.method, kept_weights)
+
+
+def _resize_each(
+    masks: np.ndarray, size: tuple[int, int], resize: Callable[[np.ndarray, tuple[int, int]], np.ndarray] | None
+) -> np.ndarray:
+    """[K, H0, W0] masks or weights -> [K, H, W] by ``resize`` (one mask at a time), or PIL nearest."""
+    if resize is None:
+        return resize_masks(masks, size)
+    return np.stack([resize(mask, size) for mask in masks]) if len(masks) else np.zeros((0, *size), masks.dtype)
