@@ -24,7 +24,8 @@ DATA: image files, folders of images (walked recursively; frame folders are fold
 files (every --frame-step-th frame) and DAVIS roots (their JPEGImages/480p frames). Unreadable files are
 skipped and counted.
 
-RUN (--out) receives config.json, log.jsonl (one JSON line per step: loss, InfoNCE accuracy, NN loss, lr,
+RUN (--out) receives config.json, training.png (loss, InfoNCE accuracy and --eval-davis J&F against the
+epoch, redrawn as the run goes), log.jsonl (one JSON line per step: loss, InfoNCE accuracy, NN loss, lr,
 images/s; one per epoch; one per DAVIS evaluation), checkpoint.pth.tar (the paper's MoCo layout, written
 atomically every epoch and every --checkpoint-every steps) and summary.json. The checkpoint works as is
 with `davis propagate --checkpoint`, `index build --checkpoint` and `checkpoints inspect`. A killed run
@@ -37,9 +38,10 @@ shapes at 64/32 px on ResNet-18 with K 2048, for CPUs; README figures).
 
 Queue and neighbours sized to the data (--queue-size auto, --nn-topk auto: every preset's default): a
 queue not smaller than the data holds each image's own earlier keys as negatives and the run fails, so
-the queue is the preset's K only on at least twice K images, else half the images in whole global
-batches (at least one); the NN loss takes the preset's share of it (20 of 65536), at least 1 neighbour.
-The choice is printed at the start and recorded in RUN/config.json ("sizing"). A number given wins.
+the queue holds at most the paper's share of the images (65536 keys for COCO's 118287: 0.554), in whole
+global batches, at least one, at most the preset's K; the NN loss takes the preset's share of that queue
+(ours: 20 of 65536), at least 1 neighbour. The choice is printed at the start and recorded in
+RUN/config.json ("sizing"); a number given wins (with a warning when the queue is not below the images).
 
 Several processes: launch with torchrun (gloo on CPU, NCCL on GPUs); --batch-size is the global batch,
 keys of every process fill one global queue, batch norm of the keys is shuffled across processes. In a
@@ -83,8 +85,8 @@ def pretrain(
         typer.Option(
             "--queue-size",
             metavar="N|auto",
-            help="Keys in the queue. auto (every preset): the preset's K when the data allow, else the largest "
-            "whole number of global batches within half the image count (at least one batch).",
+            help="Keys in the queue. auto (every preset): whole global batches up to 0.554 x the image count "
+            "(the paper's 65536 keys for COCO's 118287 images), at least one batch, at most the preset's K.",
             rich_help_panel=_RECIPE,
         ),
     ] = None,
