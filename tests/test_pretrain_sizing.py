@@ -65,7 +65,7 @@ def test_explicit_values_win_and_auto_follows_them():
     assert record["queue_size"] == {"requested": 1024, "chosen": 1024, "rule": "given"}
     sized, record = size_for_data(replace(OURS_CPU, nn_topk=3), 117)
     assert (sized.queue_size, sized.nn_topk) == (64, 3) and record["nn_topk"]["rule"] == "given"
-    assert describe(record) == f"queue auto -> 64 ({record['queue_size']['rule']}); NN top-k 3 (given)"
+    assert describe(record) == f"queue auto -> 64: {record['queue_size']['rule']}; NN top-k 3 (given)"
     assert describe(size_for_data(MOCO_V2_CPU, 117)[1]).endswith("; no NN loss")
 
 
@@ -91,7 +91,7 @@ def test_a_run_prints_and_records_its_choice(tmp_path, run_cli):
     recipe = [*TINY_RECIPE, "--queue-size", "auto", "--nn-topk", "auto"]  # the last value of an option wins
     r = run_cli("pretrain", tmp_path / "photos", "--out", run, *recipe, "--max-steps", "1", "--workers", "0")
     assert r.exit_code == 0, r
-    assert f"queue auto -> 8 ({float(QUEUE_FRACTION):.3f} x 20 images in whole global batches of 8" in r.stderr
+    assert f"queue auto -> 8: {float(QUEUE_FRACTION):.3f} x 20 images in whole global batches of 8" in r.stderr
     assert not [line for line in r.stderr.splitlines() if line.startswith("warning:")]
     record = json.loads((run / "config.json").read_text())
     assert record["config"]["queue_size"] == 8 and record["config"]["nn_topk"] == 1

@@ -113,7 +113,7 @@ def describe(record: dict) -> str:
             parts.append("no NN loss")
             continue
         if entry["requested"] == AUTO:
-            parts.append(f"{label} auto -> {entry['chosen']} ({entry['rule']})")
+            parts.append(f"{label} auto -> {entry['chosen']}: {entry['rule']}")
         else:
             parts.append(f"{label} {entry['chosen']} (given)")
     return "; ".join(parts)
@@ -127,7 +127,7 @@ def _queue_rule(config: PretrainConfig, images: int) -> str:
     if images >= needed:
         return f"the recipe's K: {images} images reach the {needed} it needs"
     return (
-        f"{float(QUEUE_FRACTION):.3f} x {images} images in whole global batches of {batch}, at least one batch "
+        f"{float(QUEUE_FRACTION):.3f} x {images} images in whole global batches of {batch}, at least one "
         f"(the recipe's {full} needs {needed} images)"
     )
 
@@ -136,7 +136,5 @@ def _topk_rule(config: PretrainConfig, queue_size: int) -> str:
     if config.nn_topk != AUTO:
         return "given"
     share = queue_size * config.recipe_nn_topk / config.recipe_queue_size
-    return (
-        f"{config.recipe_nn_topk} x {queue_size} / {config.recipe_queue_size} = {share:.3g} (the recipe's proportion), "
-        f"at least {NN_TOPK_FLOOR}"
-    )
+    recipe = f"{config.recipe_nn_topk} x {queue_size} / {config.recipe_queue_size}"
+    return f"the recipe's share, {recipe} = {share:.3g}, at least {NN_TOPK_FLOOR}"
