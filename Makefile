@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(PY) tools/bench_features.py
 	$(PY) tools/bench_scoring.py
 	$(PY) tools/bench_propagation.py
+	$(PY) tools/bench_floor.py
 	$(PY) tools/bench_index.py
 
 clean:

@@ -147,6 +147,30 @@ multiple of 64 (854 -> 832, 910 -> 896; /14 models: to a multiple of 14, 480x854
 normalised as ``read_frame`` does (``dino``). CNNs: DINO's propagation settings and frame preprocessing on
 the same features as CRW (layer3 at stride 8, native frames)."""
 
+CRW_JHMDB = Protocol(
+    "crw-jhmdb",
+    replace(_PROPAGATION_FEATURES, resize="fixed:320x320", preprocess="crw"),
+    propagation=propagation.CRW.replace(context=7),
+    source="Jabri et al., NeurIPS 2020 (ajabri/videowalk code/data/jhmdb.py, code/test.py): frames stretched to "
+    "320x320 by the crw recipe (cv2.imread, / 255, cv2.resize INTER_LINEAR of the float frame), res4 at stride 8 "
+    "(a 40x40 grid), L2; first frame + 7 previous, top-10, T=0.05, radius 12; 15 joints as Gaussians of sigma 0.5 "
+    "cells, read out as the weighted mean of their 3 best cells",
+)
+"""CRW's JHMDB keypoint protocol: the DAVIS settings with a context of 7 frames (the paper's JHMDB setting as its
+users reproduce it, ajabri/videowalk issue 10) on frames stretched to 320x320 (CRW's loader resizes both sides to
+``--cropSize``), preprocessed by the ``crw`` recipe."""
+
+CRW_VIP = Protocol(
+    "crw-vip",
+    replace(_PROPAGATION_FEATURES, resize="fixed:560x560", preprocess="crw"),
+    propagation=propagation.CRW.replace(context=4),
+    source="Jabri et al., NeurIPS 2020 (ajabri/videowalk code/data/vos.py, code/eval/eval_vip.py): frames stretched "
+    "to 560x560 by the crw recipe, res4 at stride 8, L2; first frame + 4 previous, top-10, T=0.05, radius 12; "
+    "predictions upsampled to the network input, argmax, nearest-resized to the annotation",
+)
+"""CRW's VIP part protocol: the DAVIS settings with a context of 4 frames (ajabri/videowalk issue 10) on frames
+stretched to 560x560, preprocessed by the ``crw`` recipe."""
+
 MASKCONTRAST = Protocol(
     "maskcontrast",
     FeatureProtocol(resize="fixed:512x512", preprocess="maskcontrast"),
@@ -172,13 +196,24 @@ validation transform computes it): PIL bilinear resize to 512x512 (a /14 model: 
 every ViT input is floored to its patch size), std (0.229, 0.224, 0.255) as that code has it (``--preprocess
 hummingbird-imagenet`` for ImageNet's 0.225). For any road that runs that protocol."""
 
-PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (CRW, DINO, MASKCONTRAST, SEGMENT_INDEX)}
+PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (CRW, DINO, CRW_JHMDB, CRW_VIP, MASKCONTRAST, SEGMENT_INDEX)}
 PROPAGATION_PROTOCOLS: tuple[str, ...] = tuple(name for name, p in PROTOCOLS.items() if p.propagation is not None)
 
 
 def default_propagation_protocol(architecture: str) -> Protocol:
     """The propagation protocol used when none is named: DINO's for a ViT, CRW's (the paper's) otherwise."""
     return DINO if get_spec(architecture).transformer is not None else CRW
+
+
+def benchmark_protocol(benchmark: str, name: str) -> Protocol:
+    """The protocol ``name`` means on ``benchmark``: ``crw`` on ``jhmdb`` is ``crw-jhmdb`` where that exists,
+    any other propagation protocol is itself."""
+    specific = PROTOCOLS.get(f"{name.lower()}-{benchmark}")
+    if specific is not None:
+        return specific
+    if name.lower() not in PROPAGATION_PROTOCOLS:
+        raise InputError(f"unknown propagation preset {name!r}", hint=f"use one of {', '.join(PROPAGATION_PROTOCOLS)}")
+    return get_protocol(name)
 
 
 def get_protocol(name: str) -> Protocol:

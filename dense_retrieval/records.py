@@ -37,6 +37,9 @@ NEUTRAL_KEYS = frozenset({"batch_size", "device", "amp", "autocast", "num_worker
 """Settings that never change results: batching, device placement, mixed precision on CUDA (whose effect
 is within float tolerance), and the propagation tiling knobs (memory and speed only)."""
 
+RESULTS_RECORD = "propagation.json"
+"""The file in which a results folder of label propagation (DAVIS, JHMDB, VIP, any video) keeps its record."""
+
 _BACKBONE_KEYS = ("name", "layer", "output_stride", "stride_mode", "weights", "channels", "stride")
 _FEATURE_KEYS = ("resize", "preprocess", "l2_normalize")
 

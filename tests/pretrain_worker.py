@@ -18,8 +18,9 @@ from pathlib import Path
 
 import torch
 
+from dense_retrieval.distributed import init_distributed, shutdown
 from dense_retrieval.pretrain.config import OURS_CPU, MultiCropConfig
-from dense_retrieval.pretrain.distributed import average_buffers_, init_distributed, shutdown
+from dense_retrieval.pretrain.shuffle_bn import average_buffers_
 from dense_retrieval.pretrain.step import build_training_model, forward_backward, step_seed
 
 GLOBAL_BATCH = 8

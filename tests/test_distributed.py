@@ -12,10 +12,8 @@ import importlib.util
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,6 +23,7 @@ import pytest
 from PIL import Image
 
 from dense_retrieval.retrieval.index import SegmentIndex
+from tests.torchrun_helpers import rank_pid, torchrun, torchrun_env
 
 pytestmark = [
     pytest.mark.multiprocess,
@@ -37,31 +36,6 @@ pytestmark = [
 ]
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BUILD = ["index", "build", "--factory", "IVF4,Flat", "--on-disk", "--proposals", "kmeans", "--device", "cpu", "--json"]
-
-
-def _env() -> dict:
-    # one compute thread everywhere: torch's results depend (by ~1e-7) on the intra-op thread count
-    return {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "OMP_NUM_THREADS": "1"}
-
-
-def _torchrun(*args: str) -> list[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc-per-node",
-        "2",
-        "--master-addr",
-        "127.0.0.1",
-        "--master-port",
-        str(port),
-        "-m",
-        "dense_retrieval",
-        *args,
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -138,10 +112,10 @@ def assert_same_index(built: Path, reference: Path) -> None:
 def test_torchrun_build_equals_single_process_build(images, reference, tmp_path):
     out = tmp_path / "index"
     done = subprocess.run(
-        _torchrun(*BUILD, str(images), "--out", str(out)),
+        torchrun(*BUILD, str(images), "--out", str(out)),
         capture_output=True,
         text=True,
-        env=_env(),
+        env=torchrun_env(),
         cwd=PROJECT_ROOT,
         timeout=600,
     )
@@ -158,37 +132,14 @@ def test_torchrun_build_equals_single_process_build(images, reference, tmp_path)
         assert index.info()["build"]["ranks"] == 2 and index.info()["build"]["shards"] == 2
 
 
-def _rank_pid(parent: int, rank: int) -> int | None:
-    """The pid of torchrun worker ``rank`` under the torchrun process ``parent`` (from /proc)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    todo = list(children.get(parent, []))
-    while todo:
-        pid = todo.pop()
-        try:
-            environ = (Path("/proc") / str(pid) / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if f"RANK={rank}".encode() in environ and b"LOCAL_RANK=" + str(rank).encode() in environ:
-            return pid
-        todo += children.get(pid, [])
-    return None
-
-
 def test_killed_rank_redoes_only_its_shard(images, reference, tmp_path):
     out = tmp_path / "index"
     staging = tmp_path / ".index.build"
     job = subprocess.Popen(
-        _torchrun(*BUILD, str(images), "--out", str(out)),
+        torchrun(*BUILD, str(images), "--out", str(out)),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env=_env(),
+        env=torchrun_env(),
         cwd=PROJECT_ROOT,
     )
     try:
@@ -197,7 +148,7 @@ def test_killed_rank_redoes_only_its_shard(images, reference, tmp_path):
         victim = None
         while time.monotonic() < deadline and victim is None:
             if (staging / "shard-000001.partial").is_dir():
-                victim = _rank_pid(job.pid, 1)
+                victim = rank_pid(job.pid, 1)
             time.sleep(0.01)
         assert victim is not None, "rank 1 never started its shard"
         os.kill(victim, signal.SIGSTOP)
@@ -218,10 +169,10 @@ def test_killed_rank_redoes_only_its_shard(images, reference, tmp_path):
     done_file.write_text(json.dumps(marked))
 
     rerun = subprocess.run(
-        _torchrun("--verbose", *BUILD, str(images), "--out", str(out)),
+        torchrun("--verbose", *BUILD, str(images), "--out", str(out)),
         capture_output=True,
         text=True,
-        env=_env(),
+        env=torchrun_env(),
         cwd=PROJECT_ROOT,
         timeout=600,
     )
@@ -239,10 +190,10 @@ def test_torchrun_features_equal_single_process_features(images, tmp_path):
     args = ["features", str(images), "--device", "cpu", "--json"]
     assert _in_process(*args, "--out", str(tmp_path / "one.npz"))["count"] == 12
     both = subprocess.run(
-        _torchrun(*args, "--out", str(tmp_path / "two.npz")),
+        torchrun(*args, "--out", str(tmp_path / "two.npz")),
         capture_output=True,
         text=True,
-        env=_env(),
+        env=torchrun_env(),
         cwd=PROJECT_ROOT,
         timeout=600,
     )

@@ -11,7 +11,7 @@ import torchvision
 
 from dense_retrieval.backbone.specs import get_spec
 from dense_retrieval.backbone.weights.checkpoints import apply_state_dict, inspect_checkpoint, load_checkpoint
-from dense_retrieval.pretrain import distributed
+from dense_retrieval.pretrain import shuffle_bn
 from dense_retrieval.pretrain.checkpoint import build_payload, save_checkpoint
 from dense_retrieval.pretrain.config import OURS_CPU, MultiCropConfig
 from dense_retrieval.pretrain.encoder import Encoder, feature_dim
@@ -65,10 +65,10 @@ def test_queue_wraps_around_its_end():
 
 def test_shuffle_then_unshuffle_restores_the_order():
     x = torch.arange(12.0)[:, None].repeat(1, 3)
-    shuffled, unshuffle_index = distributed.shuffle(x, seed=7)
+    shuffled, unshuffle_index = shuffle_bn.shuffle(x, seed=7)
     assert not torch.equal(shuffled, x) and sorted(shuffled[:, 0].tolist()) == x[:, 0].tolist()
-    assert torch.equal(distributed.unshuffle(shuffled, unshuffle_index), x)
-    again, _ = distributed.shuffle(x, seed=7)
+    assert torch.equal(shuffle_bn.unshuffle(shuffled, unshuffle_index), x)
+    again, _ = shuffle_bn.shuffle(x, seed=7)
     assert torch.equal(again, shuffled)  # one permutation per seed: every process draws the same
 
 
@@ -76,7 +76,7 @@ def test_keys_are_encoded_under_split_batch_norm_on_the_shuffled_batch():
     model = _model(bn_splits=2)
     keys = _batch(8)[0][:, -1]
     projection, pooled = model.encode_keys(keys, shuffle_seed=3)
-    permutation = distributed.shuffle_permutation(8, 3, keys.device)
+    permutation = shuffle_bn.shuffle_permutation(8, 3, keys.device)
     groups = [model.encoder_k(keys[permutation[:4]]), model.encoder_k(keys[permutation[4:]])]
     expected = torch.nn.functional.normalize(torch.cat([p for _, p in groups]), dim=-1)[torch.argsort(permutation)]
     torch.testing.assert_close(projection, expected)

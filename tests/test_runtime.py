@@ -14,12 +14,21 @@ from dense_retrieval.backbone.features import FeatureExtractor
 from dense_retrieval.backbone.networks import build_backbone
 from dense_retrieval.errors import DataFormatError
 from dense_retrieval.propagation import CRW
-from dense_retrieval.runtime import ahead, available_cores, split_threads, tune_allocator
+from dense_retrieval.runtime import (
+    InlineExecutor,
+    ahead,
+    available_cores,
+    producing,
+    stage_threads,
+    tune_allocator,
+    worker_pool,
+)
 from dense_retrieval.vos.frames import propagate_frames
 
 
-def _ahead_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "dense-retrieval-ahead"]
+def _ahead_threads() -> int:
+    """Producers of ahead() still running (their threads are kept idle for the next stream)."""
+    return producing()
 
 
 def test_ahead_yields_everything_in_order_and_bounds_the_work_done_ahead():
@@ -68,10 +77,22 @@ def test_leaving_the_loop_early_stops_the_producer():
     assert len(produced) <= 5 + 2 + 2
 
 
-def test_split_threads_and_cores():
-    assert split_threads(1) == (1, 1) and split_threads(2) == (1, 1)
-    assert split_threads(3) == (1, 2) and split_threads(16) == (8, 8)
+def test_stage_threads_and_cores():
+    assert stage_threads(1) == (1, 1) and stage_threads(2) == (1, 2)
+    assert stage_threads(3) == (1, 3) and stage_threads(16) == (5, 16)
     assert available_cores() >= 1
+
+
+def test_worker_pools_run_single_threaded_and_inline_pools_run_at_once():
+    pool = worker_pool(2, threads=1)
+    assert {pool.submit(torch.get_num_threads).result() for _ in range(4)} == {1}
+    assert worker_pool(2, threads=1) is pool  # one pool per plan for the life of the process
+    inline = worker_pool(0)
+    assert isinstance(inline, InlineExecutor)
+    assert inline.submit(lambda x: x + 1, 1).result() == 2
+    failed = inline.submit(lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        failed.result()
 
 
 def test_tune_allocator_reports_whether_it_took():
@@ -113,7 +134,7 @@ def test_overlapped_frame_loop_gives_the_sequential_masks_and_restores_threads(s
                 yield frame
 
         overlapped = [labels for _, labels in propagate_frames(source(), _first_mask(), small_extractor, config)]
-        assert set(seen) == {"dense-retrieval-ahead"}  # frames were read in the background thread
+        assert all(name.startswith("dense-retrieval-ahead") for name in seen)  # read in the background
         assert torch.get_num_threads() == 2 and not _ahead_threads()
         assert len(overlapped) == len(sequential) == 7
         assert all(np.array_equal(a, b) for a, b in zip(overlapped, sequential, strict=True))

@@ -13,6 +13,9 @@ list``. Targets (issue 14): a stored-segment query under 1.0 s; 100 queries unde
 Setup (not timed): the index is built from a synthetic VOC set with k-means proposals (5 per image),
 and the package is byte-compiled (``compileall``) as an installed package is, so that an environment
 with PYTHONDONTWRITEBYTECODE set does not recompile it in every process (``--no-compile``: leave it).
+The record (``--out``, default benchmarks/bench_cli.json) names the index (segments, images) and the
+DAVIS set ``davis evaluate`` scored (sequences, frames, frame sizes); a DAVIS set whose frames are not
+854x480 (the synthetic stand-in when davis16-mini is absent) is said out loud.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
+sys.path.insert(0, str(PROJECT_ROOT / "tools"))
+
+from benchrecord import BenchmarkRecord, add_out_argument, davis_input, frame_size_warning  # noqa: E402
 
 
 def _davis_mini() -> Path | None:
@@ -99,6 +105,20 @@ def _time(command: list[str], env: dict) -> float:
     return elapsed
 
 
+def _announce(inputs: dict) -> None:
+    """The input on stderr, and a warning when the DAVIS frames are not davis16-mini's size."""
+    davis = inputs["davis_evaluate"]
+    sizes = ", ".join(f"{count} at {size}" for size, count in davis["sizes"].items())
+    print(
+        f"input: index of {inputs['index']['segments']} segments; davis evaluate on {davis['root']}"
+        f" ({len(davis['sequences'])} sequences, {davis['frames']} frames: {sizes})",
+        file=sys.stderr,
+    )
+    warning = frame_size_warning(davis["sizes"])
+    if warning:
+        print(warning, file=sys.stderr)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--index", type=Path, help="an existing index (default: build one)")
@@ -106,7 +126,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--no-compile", action="store_true", help="do not byte-compile the package first")
     parser.add_argument("--json", action="store_true")
+    add_out_argument(parser, "bench_cli")
     args = parser.parse_args()
+    record = BenchmarkRecord("bench_cli", args.out)
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     if not args.no_compile:
         package = PROJECT_ROOT / "dense_retrieval"
@@ -118,6 +140,14 @@ def main() -> None:
                 _cli("index", "info", index, "--json"), capture_output=True, text=True, env=env, cwd=PROJECT_ROOT
             ).stdout
         )["segments"]
+        sequences = sorted(path.name for path in (davis / "Annotations" / "480p").iterdir() if path.is_dir())
+        inputs = {
+            "index": {"path": str(args.index) if args.index else "built: synthetic VOC", "segments": segments},
+            "index_images": None if args.index else args.images,
+            "queries_file": 100,
+            "davis_evaluate": {"year": year, **davis_input(davis, sequences)},
+        }
+        _announce(inputs)
         commands = {
             'python -c "import faiss"': [sys.executable, "-c", "import faiss"],
             'python -c "import torch"': [sys.executable, "-c", "import torch"],
@@ -138,6 +168,7 @@ def main() -> None:
     single, batch = best["query --segment-id 3 -k 5 --json"], best["query --queries (100 stored segments)"]
     summary = {
         "index_segments": segments,
+        "davis_set": inputs["davis_evaluate"]["root"],
         "repeat": args.repeat,
         "threads": os.environ.get("OMP_NUM_THREADS", "default"),
         "byte_compiled": not args.no_compile,
@@ -154,6 +185,7 @@ def main() -> None:
         "stored_segment_query_under_1s": single < 1.0,
         "batch_of_100_vs_one_query": round(batch / single, 2),
     }
+    record.write(inputs, summary)
     if args.json:
         print(json.dumps(summary, indent=2))
         return

@@ -17,6 +17,11 @@ resized to 480x832, the last block's patch tokens), each in its own process (so 
 own), in alternating rounds; ratios are against ResNet-50 measured in the same run:
 
     python tools/bench_features.py --vits --frames 2 --repeats 2
+
+Frames are synthetic (random uint8, ``--height`` x ``--width``; speed does not depend on the content or
+the weights). The record (``--out``, default benchmarks/bench_features.json, or bench_features_vits.json
+with ``--vits``) holds the frame count and size, the backbones, grids and network inputs, the threads and
+the machine; a size other than 480x854 (the README's figures) is said out loud.
 """
 
 from __future__ import annotations
@@ -28,9 +33,14 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchrecord import BenchmarkRecord, add_out_argument, frame_size_warning  # noqa: E402
 
 from dense_retrieval.backbone.config import FeatureConfig
 from dense_retrieval.backbone.features import FeatureExtractor
@@ -96,7 +106,7 @@ def _child(args: argparse.Namespace) -> dict:
     }
 
 
-def _compare(args: argparse.Namespace) -> None:
+def _compare(args: argparse.Namespace) -> dict:
     """Each backbone in its own process, in alternating rounds; frames/s and memory vs ResNet-50."""
     runs: dict[str, list[dict]] = {entry[0]: [] for entry in COMPARED}
     common = ["--frames", str(args.frames), "--repeats", str(args.repeats), "--batch-size", str(args.batch_size),
@@ -119,7 +129,7 @@ def _compare(args: argparse.Namespace) -> None:
     report = {"frame_size": [args.height, args.width], "batch_size": args.batch_size, "rows": rows}
     if args.json:
         print(json.dumps(report, indent=2))
-        return
+        return report
     first = rows[0]
     print(f"{args.height}x{args.width} frames, batch {args.batch_size}, {first['threads']} threads, {first['device']}")
     print("| backbone (protocol) | network input | grid | frames/s | vs ResNet-50 | peak RSS | of which forward |")
@@ -128,6 +138,18 @@ def _compare(args: argparse.Namespace) -> None:
         size, grid = "x".join(map(str, row["input_size"])), "x".join(map(str, row["grid"]))
         print(f"| {row['backbone']} ({row['protocol']}) | {size} | {grid} | {row['fps']:.3f} | "
               f"{row['fps_over_resnet50']:.2f}x | {row['peak_rss_mb']} MB | {row['forward_rss_mb']} MB |")  # fmt: skip
+    return report
+
+
+def _frames_input(args: argparse.Namespace) -> dict:
+    """The synthetic frames, said on stderr (with a warning when they are not 480x854)."""
+    size = f"{args.width}x{args.height}"
+    print(f"input: {args.frames} synthetic frames of {size} (random uint8), batch {args.batch_size}", file=sys.stderr)
+    warning = frame_size_warning({size: args.frames}, what="DAVIS 480p")
+    if warning:
+        print(warning, file=sys.stderr)
+    return {"frames": "synthetic random uint8", "count": args.frames, "sizes": {size: args.frames},
+            "batch_size": args.batch_size, "weights": "random"}  # fmt: skip
 
 
 def main() -> None:
@@ -144,12 +166,18 @@ def main() -> None:
     parser.add_argument("--vits", action="store_true", help="ResNet-50 layer3 OS8 vs ViT-S/16 and ViT-S/8 (DINO)")
     parser.add_argument("--rounds", type=int, default=2, help="--vits: alternating rounds of the three processes")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    add_out_argument(parser, "bench_features")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(_child(args)))
         return
+    if args.out.name == "bench_features.json" and args.vits:
+        args.out = args.out.with_name("bench_features_vits.json")
+    record = BenchmarkRecord("bench_features", args.out)
+    frames_input = _frames_input(args)
     if args.vits:
-        _compare(args)
+        report = _compare(args)
+        record.write({**frames_input, "backbones": [row["backbone"] for row in report["rows"]]}, report)
         return
 
     torch.manual_seed(0)
@@ -194,6 +222,8 @@ def main() -> None:
             "pipeline_s": [round(t, 2) for t in pipeline],
         },
     }
+    grid = list(extractor.grid_size(args.height, args.width))
+    record.write({**frames_input, "backbone": report["backbone"], "grid": grid}, report)
     if args.json:
         print(json.dumps(report, indent=2))
         return

@@ -15,6 +15,9 @@ the peak RSS of the process.
     python tools/bench_index.py                       # 1e4, 1e5, 1e6 (the 1e6 exact index needs ~8.5 GB RAM)
     python tools/bench_index.py --sizes 10000 100000  # smaller
     python tools/bench_index.py --json --out bench.json
+
+Every run writes its record (``--out``, default benchmarks/bench_index.json): the input (synthetic
+vectors: sizes, dimension, clusters, queries), the factories, the machine, the threads and the results.
 """
 
 from __future__ import annotations
@@ -33,8 +36,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 # Idle OpenMP threads sleep instead of spinning: on a shared machine spinning threads steal the cores.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from benchrecord import BenchmarkRecord, add_out_argument  # noqa: E402
 
 from dense_retrieval.retrieval.index import SegmentIndex, index_config  # noqa: E402
 from dense_retrieval.retrieval.segments import SegmentRecord, encode_rle  # noqa: E402
@@ -206,8 +212,23 @@ def main() -> None:
     )
     parser.add_argument("--workdir", type=Path, default=None, help="where indexes are written (default: a temp dir)")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON document")
-    parser.add_argument("--out", type=Path, default=None, help="also write the JSON results here")
+    add_out_argument(parser, "bench_index")
     args = parser.parse_args()
+    record = BenchmarkRecord("bench_index", args.out)
+    inputs = {
+        "data": "synthetic clustered vectors (no files read)",
+        "sizes": args.sizes,
+        "dim": args.dim,
+        "clusters": {str(n): max(10, n // 1000) for n in args.sizes},
+        "queries": args.queries,
+        "single_queries": args.single_queries,
+        "factories": ["Flat", *args.approx],
+        "nprobe": args.nprobe,
+        "k": args.k,
+        "faiss_threads": args.threads or "all cores",
+    }
+    sizes = ", ".join(map(str, args.sizes))
+    log(f"input: synthetic {args.dim}-d clustered vectors, N = {sizes}; {args.queries} queries")
 
     if args.threads:
         import faiss
@@ -249,8 +270,7 @@ def main() -> None:
                 shutil.rmtree(path, ignore_errors=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    record.write(inputs, {"rows": results})
     if args.json:
         print(json.dumps(results, indent=2))
     else:

@@ -14,7 +14,9 @@ Three figures, measured in one run on the same images and the same recipe:
 
 A worker count keeps the step fed when "together" reaches 90% of "step". Each figure is the median of
 the timed batches after one warm-up batch. The machine's thread count and load are printed with the
-figures; compare ratios, not absolute numbers, across machines.
+figures; compare ratios, not absolute numbers, across machines. The record (``--out``, default
+benchmarks/bench_pretrain.json) names the images (folders, count, sizes); images that are not 854x480
+(the README's figure) are said out loud.
 """
 
 from __future__ import annotations
@@ -31,13 +33,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
 
 import torch  # noqa: E402
+from benchrecord import BenchmarkRecord, add_out_argument, frame_size_warning, image_sizes  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
+from dense_retrieval.distributed import DistEnv  # noqa: E402
 from dense_retrieval.pretrain.config import DEFAULT_WORKERS, get_preset  # noqa: E402
 from dense_retrieval.pretrain.dataset import EpochSampler, MultiCropDataset  # noqa: E402
-from dense_retrieval.pretrain.distributed import DistEnv  # noqa: E402
 from dense_retrieval.pretrain.sizing import size_for_data  # noqa: E402
 from dense_retrieval.pretrain.source import scan_sources  # noqa: E402
 from dense_retrieval.pretrain.step import build_training_model, forward_backward, step_seed  # noqa: E402
@@ -123,6 +127,22 @@ def bench_together(config, dataset: MultiCropDataset, workers: int, steps: int) 
     return _rate(times, config.batch_size)
 
 
+def _announce(data: list[Path], source) -> dict:
+    """The images the pipeline reads (folders, count, sizes from the headers), said on stderr."""
+    found = image_sizes(sorted({item.path for item in source.items if item.frame is None}))
+    video_frames = sum(1 for item in source.items if item.frame is not None)
+    sizes = ", ".join(f"{count} at {size}" for size, count in sorted(found["sizes"].items()))
+    print(
+        f"input: {found['count']} images ({sizes}) and {video_frames} video frames from {', '.join(map(str, data))}",
+        file=sys.stderr,
+    )
+    warning = frame_size_warning(found["sizes"], what="DAVIS 480p")
+    if warning:
+        print(warning, file=sys.stderr)
+    return {"data": [str(path) for path in data], "images": found["count"], "sizes": found["sizes"],
+            "video_frames": video_frames}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", default="ours-cpu")
@@ -132,14 +152,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6, help="timed steps / batches per figure")
     parser.add_argument("--threads", type=int, default=None, help="torch threads of the training process")
     parser.add_argument("--json", action="store_true")
+    add_out_argument(parser, "bench_pretrain")
     args = parser.parse_args()
+    record = BenchmarkRecord("bench_pretrain", args.out)
     if args.threads:
         torch.set_num_threads(args.threads)
     config = get_preset(args.preset)
     if args.batch_size:
         config = replace(config, batch_size=args.batch_size, queue_size=max(config.batch_size, args.batch_size) * 8)
-    source = scan_sources(_data(args.data))
+    data = _data(args.data)
+    source = scan_sources(data)
     config, _ = size_for_data(config, len(source))  # the queue and neighbour count a run on this data gets
+    inputs = _announce(data, source)
     dataset = MultiCropDataset(source, config)
     prepared = [next(iter(_loader(dataset, config.batch_size, 0, epoch=e))) for e in range(2)]
     step = bench_step(config, prepared, args.steps)
@@ -171,6 +195,7 @@ def main() -> None:
         "default_workers": DEFAULT_WORKERS,
         "rows": rows,
     }
+    record.write({**inputs, "preset": args.preset, "batch_size": config.batch_size}, report)
     if args.json:
         print(json.dumps(report, indent=2))
         return

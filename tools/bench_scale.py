@@ -27,6 +27,10 @@ on synthetic VOC images at the MaskContrast protocol's 512x512 with ground-truth
 weights, the default backbone) and ResNet-50 layer4 at output stride 8 (the paper's VOC setting; random
 weights: the same computation as trained ones). It reports segments per CPU-second (process CPU time,
 so contention with other processes does not inflate it) and per wall-second.
+
+Every run writes its record (``--out``, default benchmarks/bench_scale.json, or
+bench_scale_extraction.json with ``--extraction``): the cases (N, dimension, budget, shards; synthetic
+vectors) or the images (count and sizes, network input), the machine, the threads and the results.
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads sleep instead of spinning
+
+from benchrecord import BenchmarkRecord, add_out_argument, image_sizes  # noqa: E402
 
 DEFAULT_CASES = ["1000000:2048:3G:disk", "100000:2048:256M", "100000:2048:48M", "10000000:32:256M"]
 CHUNK = 20_000
@@ -282,7 +288,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None, help="shards and indexes go here (~1.3x the vectors)")
     parser.add_argument("--keep", action="store_true", help="keep the indexes")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON document")
-    parser.add_argument("--out", type=Path, default=None, help="also write the JSON results here")
+    add_out_argument(parser, "bench_scale")
     parser.add_argument("--extraction", action="store_true", help="measure the extract stage instead (see above)")
     parser.add_argument("--images", type=int, default=48, help="images for --extraction")
     parser.add_argument("--backbones", nargs="+", default=["mobilenet_v2", "resnet50"], help="for --extraction")
@@ -300,14 +306,22 @@ def main() -> None:
         print(json.dumps(search_case(Path(spec["index"]), spec["n"], spec["dim"], args.threads)))
         return
 
+    if args.extraction and args.out.name == "bench_scale.json":
+        args.out = args.out.with_name("bench_scale_extraction.json")
+    record = BenchmarkRecord("bench_scale", args.out)
     workdir = Path(tempfile.mkdtemp(prefix="bench_scale_", dir=args.workdir))
     if args.extraction:
         try:
             rows = [extraction_case(name, args.images, workdir, args.proposals) for name in args.backbones]
+            images = image_sizes(sorted((workdir / "VOC2012" / "JPEGImages").glob("*.jpg"))[: args.images])
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+        log(f"input: {images['count']} synthetic VOC images {images['sizes']}, network input 512x512")
+        inputs = {"images": "synthetic VOC", **images, "network_input": "512x512", "proposals": args.proposals}
+        record.write({**inputs, "backbones": args.backbones, "torch_threads": 1}, {"rows": rows})
         print(json.dumps(rows, indent=2))
         return
+    log(f"input: synthetic clustered vectors, cases {' '.join(args.cases)} ({args.shards} shards each)")
     results = []
     try:
         for text in args.cases:
@@ -338,8 +352,10 @@ def main() -> None:
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    cases = [parse_case(text) for text in args.cases]
+    inputs = {"vectors": "synthetic clustered (N/1000 clusters, 32-d subspaces)", "cases": cases}
+    inputs.update(shards=args.shards, recall_queries=args.recall_queries, faiss_threads=args.threads)
+    record.write(inputs, {"rows": results})
     if args.json:
         print(json.dumps(results, indent=2))
     else:

@@ -11,6 +11,9 @@ when other jobs share the machine), the peak RSS of the largest process, the J&F
 and the ratios vos-benchmark / ours.
 vos-benchmark compares raw pixel values, so DAVIS-2016 predictions are written as 0/255 like the
 annotations. It writes results.csv into the results folder; ours writes into a temporary folder.
+The record (``--out``, default benchmarks/bench_scoring.json, or bench_scoring_large.json with
+``--large``) names the DAVIS set scored (sequences, frames, frame sizes); frames that are not 854x480
+(the README's figures) are said out loud.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ import numpy as np
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
+sys.path.insert(0, str(PROJECT_ROOT / "tools"))
+
+from benchrecord import BenchmarkRecord, add_out_argument, davis_input, frame_size_warning  # noqa: E402
 
 from dense_retrieval.data.davis import DavisDataset, write_image_set  # noqa: E402
 from dense_retrieval.data.masks import write_label_png  # noqa: E402
@@ -159,11 +165,12 @@ def _run(scorer: str, args: argparse.Namespace, processes: int) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _bench(args: argparse.Namespace, frames: int) -> None:
+def _bench(args: argparse.Namespace, frames: int) -> list[dict]:
     print(f"{frames} annotated frames, {args.davis_root} ({args.year}/{args.set}), best of {args.repeat}")
     columns = ["processes", "ours s", "vos s", "vos/ours", "ours cpu s", "vos cpu s", "cpu ratio"]
     columns += ["ours MB", "vos MB", "J&F ours", "J&F vos"]
     print("  ".join(f"{name:>10}" for name in columns))
+    rows = []
     for processes in args.processes_list:
         runs: dict[str, list[dict]] = {"ours": [], "vos": []}
         for _ in range(args.repeat):  # interleaved, so load from other users hits both alike
@@ -186,6 +193,10 @@ def _bench(args: argparse.Namespace, frames: int) -> None:
             f"{runs['vos'][0]['jf']:.3f}",
         ]
         print("  ".join(f"{cell:>10}" for cell in cells), flush=True)
+        rows.append({"processes": processes, "wall_s": wall, "cpu_s": cpu, "peak_rss_mb": rss,
+                     "jf": {scorer: found[0]["jf"] for scorer, found in runs.items()},
+                     "vos_over_ours_wall": round(wall["vos"] / wall["ours"], 3)})  # fmt: skip
+    return rows
 
 
 def main() -> None:
@@ -199,10 +210,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--worker", choices=["ours", "vos"], help=argparse.SUPPRESS)
     parser.add_argument("--processes", type=int, default=1, help=argparse.SUPPRESS)
+    add_out_argument(parser, "bench_scoring")
     args = parser.parse_args()
     if args.worker:
         _worker(args)
         return
+    if args.large and args.out.name == "bench_scoring.json":
+        args.out = args.out.with_name("bench_scoring_large.json")
+    record = BenchmarkRecord("bench_scoring", args.out)
     with tempfile.TemporaryDirectory(prefix="bench_scoring.") as tmp:
         tmp = Path(tmp)
         if args.results is None:
@@ -219,7 +234,17 @@ def main() -> None:
             write_perturbed_results(dataset, args.results)
         dataset = DavisDataset(args.davis_root, year=args.year, split=args.set)
         frames = sum(len(dataset.sequence(name).annotations) for name in dataset.sequences)
-        _bench(args, frames)
+        inputs = {**davis_input(args.davis_root, dataset.sequences), "year": args.year, "set": args.set}
+        inputs.update(annotated_frames=frames, large=args.large, results=str(args.results), repeat=args.repeat)
+        sizes = ", ".join(f"{count} at {size}" for size, count in inputs["sizes"].items())
+        print(f"input: {len(dataset.sequences)} sequences, {inputs['frames']} frames ({sizes})", file=sys.stderr)
+        warning = frame_size_warning(inputs["sizes"], what="DAVIS 480p")
+        if warning:
+            print(warning, file=sys.stderr)
+        rows = _bench(args, frames)
+        if args.large:
+            inputs["root"] = "temporary: 20 x 70 frames tiled from " + str(davis_mini_root())
+        record.write(inputs, {"rows": rows})
 
 
 if __name__ == "__main__":

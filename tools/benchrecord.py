@@ -43,7 +43,8 @@ def add_out_argument(parser: argparse.ArgumentParser, name: str) -> None:
 
 
 def git_tree(path: Path | str = ROOT) -> dict:
-    """The revision of the git tree at ``path`` and whether it has uncommitted changes to tracked files."""
+    """The revision of the git tree at ``path``, whether it has uncommitted changes to tracked files, and
+    which (at most 20 paths: a record rewritten by the run itself shows here, not as unknown changes)."""
 
     def _git(*args: str) -> str:
         done = subprocess.run(["git", "-C", str(path), *args], capture_output=True, text=True)
@@ -52,8 +53,8 @@ def git_tree(path: Path | str = ROOT) -> dict:
     revision = _git("rev-parse", "HEAD")
     if not revision:
         return {"path": str(path), "revision": None, "dirty": None}
-    dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
-    return {"path": str(path), "revision": revision, "dirty": dirty}
+    changed = [line[3:] for line in _git("status", "--porcelain", "--untracked-files=no").splitlines()]
+    return {"path": str(path), "revision": revision, "dirty": bool(changed), "changed": changed[:20]}
 
 
 def cpu_model() -> str:

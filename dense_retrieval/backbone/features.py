@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from ..errors import InputError
 from ..progress import track
 from .config import BackboneConfig, FeatureConfig
+from .graph import GraphNetwork, graph_applies
 from .networks import DenseBackbone, build_backbone
 from .preprocessing import Preprocessing, get_preprocessing
 
@@ -79,6 +80,9 @@ class FeatureExtractor:
         self.device = resolve_device(self.config.device)
         # batch-norm folded, channels-last weights: the same features up to float rounding, less work
         self.backbone = backbone.for_inference().to(self.device)
+        # on the CPU a CNN runs as fused oneDNN Graph partitions: the same features, about twice as fast
+        use_graph = graph_applies(self.backbone, self.device, autocast=False)
+        self._network = GraphNetwork(self.backbone) if use_graph else self.backbone
         self._mean = torch.tensor(self.preprocessing.mean, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(self.preprocessing.std, device=self.device).view(1, 3, 1, 1)
 
@@ -147,7 +151,7 @@ class FeatureExtractor:
             else nullcontext()
         )
         with autocast:
-            features = self.backbone(batch)
+            features = self._network(batch)
         features = features.float()
         if self.config.l2_normalize:
             features = F.normalize(features, dim=1)

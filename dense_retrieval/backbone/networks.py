@@ -212,9 +212,7 @@ def _load_weights(model: nn.Module, spec: ArchitectureSpec, weights: str) -> tup
     return load_weights_file(model, spec.name, name)
 
 
-def load_weights_file(
-    model: nn.Module, architecture: str, weights: str, option: str = "--backbone"
-) -> tuple[str, str]:
+def load_weights_file(model: nn.Module, architecture: str, weights: str, option: str = "--backbone") -> tuple[str, str]:
     """Load registry weights or a checkpoint file strictly into the full ``model``.
 
     Args:

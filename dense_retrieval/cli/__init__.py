@@ -25,12 +25,15 @@ _COMMAND_MODULES = (
     "env_cmd",
     "davis_evaluate_cmd",
     "davis_propagate_cmd",
+    "jhmdb_cmd",
+    "vip_cmd",
     "video_cmd",
     "index_cmd",
     "retrieval_cmd",
     "checkpoints_cmd",
     "synth_cmd",
     "pretrain_cmd",
+    "bench_cmd",
 )
 
 
@@ -38,9 +41,7 @@ _COMMAND_MODULES = (
 def _root(
     ctx: typer.Context,
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors.")] = False,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Log what the command is doing (stderr).")
-    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what the command is doing (stderr).")] = False,
 ) -> None:
     from .common import set_verbose
 

@@ -42,6 +42,10 @@ OUT/propagation.json recording the protocol, backbone, weights and feature setti
 already complete with the same configuration are skipped (rerun to resume an interrupted run); a
 folder made with another configuration is refused unless --overwrite.
 
+Under torchrun each rank propagates its share of the sequences into the one OUT (a folder every
+rank can reach), with the masks one process would write, e.g.
+torchrun --nproc-per-node 4 -m dense_retrieval davis propagate --davis-root DAVIS --out results/r50
+
 {BACKBONE_RULE}
 
 \b
@@ -84,6 +88,7 @@ def propagate(
 ) -> None:
     start_output(json_output)
     from ..data.davis import DavisDataset
+    from ..distributed import session
     from ..vos.davis_run import propagate_davis
 
     protocol, architecture = propagation_setup(preset_name, backbone, checkpoint)
@@ -91,26 +96,30 @@ def propagate(
     preprocess = propagation_preprocess(protocol, architecture, preprocess)
     dataset = DavisDataset(davis_root, year=year, split=split, resolution=resolution)
     names = [name.strip() for name in sequences.split(",") if name.strip()] if sequences else None
-    extractor = propagation_extractor(
-        protocol,
-        architecture,
-        weights,
-        checkpoint,
-        layer,
-        output_stride,
-        stride_mode,
-        resize,
-        l2,
-        batch_size,
-        device,
-        preprocess,
-    )
-    described = extractor.backbone.describe()
-    info(
-        f"davis propagate: {protocol.name} protocol, {described['name']} {described['layer']} stride "
-        f"{described['stride']}, weights {described['weights']}, {preprocess} preprocessing; writing into {out}/"
-    )
-    summary = propagate_davis(dataset, out, extractor, config, names, overwrite=overwrite, log=info)
+    with session() as ranks:
+        extractor = propagation_extractor(
+            protocol,
+            architecture,
+            weights,
+            checkpoint,
+            layer,
+            output_stride,
+            stride_mode,
+            resize,
+            l2,
+            batch_size,
+            ranks.device(device),
+            preprocess,
+        )
+        described = extractor.backbone.describe()
+        info(
+            f"davis propagate: {protocol.name} protocol, {described['name']} {described['layer']} stride "
+            f"{described['stride']}, weights {described['weights']}, {preprocess} preprocessing; writing into "
+            f"{out}/ with {ranks.world} rank(s)"
+        )
+        summary = propagate_davis(dataset, out, extractor, config, names, overwrite=overwrite, log=info, ranks=ranks)
+    if not ranks.is_main:
+        return  # rank 0 reports; the other ranks print nothing
     if json_output:
         print_json(summary)
         return

@@ -1,4 +1,5 @@
-"""Options shared by `davis propagate` and `video propagate`: the protocol and its overrides.
+"""Options shared by the propagation commands (`davis`, `video`, `jhmdb`, `vip propagate`): the protocol and
+its overrides.
 
 Backbone rule (documented in both commands' --help): --checkpoint or --backbone choose the network;
 with neither, the embedded ImageNet MobileNetV2 runs offline. The protocol (--preset; default crw, or
@@ -17,7 +18,15 @@ import typer
 
 from ..backbone.specs import ARCHITECTURES, DEFAULT_ARCHITECTURE
 from ..errors import InputError
-from ..protocols import CRW, DINO, PROPAGATION_PROTOCOLS, Protocol, default_propagation_protocol, get_protocol
+from ..protocols import (
+    CRW,
+    DINO,
+    PROPAGATION_PROTOCOLS,
+    Protocol,
+    benchmark_protocol,
+    default_propagation_protocol,
+    get_protocol,
+)
 from .options import backbone_config, make_extractor, resolve_architecture
 
 if TYPE_CHECKING:  # torch is imported only when a command runs, so --help stays fast
@@ -74,6 +83,14 @@ def propagation_setup(name: str | None, backbone: str | None, checkpoint: Path |
     architecture = resolve_architecture(backbone, checkpoint)
     protocol = propagation_protocol(name) if name else default_propagation_protocol(architecture)
     return protocol, architecture
+
+
+def benchmark_setup(
+    benchmark: str, name: str | None, backbone: str | None, checkpoint: Path | None
+) -> tuple[Protocol, str]:
+    """(protocol, architecture) for `jhmdb propagate` / `vip propagate`: ``name`` (default ``crw``) as that
+    benchmark means it (``crw`` is ``crw-jhmdb`` on JHMDB), and the network of the backbone rule."""
+    return benchmark_protocol(benchmark, name or "crw"), resolve_architecture(backbone, checkpoint)
 
 
 def propagation_protocol(name: str) -> Protocol:

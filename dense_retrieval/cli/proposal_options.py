@@ -28,9 +28,10 @@ MinAreaOption = Annotated[
     int, typer.Option("--min-area", min=1, help="Drop masks with fewer pixels (counted).", rich_help_panel=_PANEL)
 ]
 ClustersOption = Annotated[
-    int, typer.Option(
+    int,
+    typer.Option(
         "--clusters", min=1, max=1000, help="kmeans: clusters per image (K, 1..1000).", rich_help_panel=_PANEL
-    )
+    ),
 ]
 SuperpixelsOption = Annotated[
     str, typer.Option("--superpixels", help="superpixels: felzenszwalb or slic.", rich_help_panel=_PANEL)

@@ -1,4 +1,4 @@
-"""`dense-retrieval synth davis|voc OUT`: write small synthetic datasets with known ground truth."""
+"""`dense-retrieval synth davis|voc|jhmdb|vip OUT`: write small synthetic datasets with known ground truth."""
 
 from __future__ import annotations
 
@@ -119,6 +119,79 @@ def synth_voc(
     typer.echo(f"{train} train + {val} val images, {size}x{size}")
     typer.echo("objects: " + ", ".join(f"{name} {count}" for name, count in summary["objects_per_class"].items()))
     note(f"wrote VOC layout to {out} in {summary['seconds']:.1f} s (ground truth: {out}/synth.json)")
+
+
+@groups.synth.command("jhmdb")
+def synth_jhmdb(
+    out: OutArgument,
+    videos: Annotated[int, typer.Option("--videos", min=1, help="Test videos of split 1.")] = 3,
+    frames: Annotated[int, typer.Option("--frames", min=2, help="Frames per video (JHMDB: 15-40).")] = 40,
+    height: Annotated[int, typer.Option("--height", min=32, help="Frame height (JHMDB: 240).")] = 240,
+    width: Annotated[int, typer.Option("--width", min=32, help="Frame width (JHMDB: 320).")] = 320,
+    train: Annotated[int, typer.Option("--train", min=0, help="Extra videos marked 1 (training) in the split.")] = 1,
+    seed: SeedOption = 0,
+    overwrite: OverwriteOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Write a synthetic JHMDB set: walking stick figures with known joints, in JHMDB's exact layout.
+
+    Rename_Images/<action>/<video>/00001.png..., joint_positions/<action>/<video>/joint_positions.mat
+    (pos_img 2 x 15 x T, 1-based) and splits/<action>_test_split1.txt; for `jhmdb propagate`.
+    """
+    from ..data.synth import make_synthetic_jhmdb
+
+    start_output(json_output)
+    started = time.perf_counter()
+    manifest = make_synthetic_jhmdb(
+        out, num_videos=videos, num_frames=frames, size=(height, width), seed=seed, train_videos=train,
+        overwrite=overwrite,
+    )  # fmt: skip
+    summary = {"out": str(out), "kind": "jhmdb", "videos": manifest["videos"]}
+    summary["seconds"] = round(time.perf_counter() - started, 3)
+    if json_output:
+        print_json(summary)
+        return
+    for video in manifest["videos"]:
+        typer.echo(f"{video['name']:<24} {video['action']:<6} {video['split']:<5} {video['num_frames']} frames")
+    note(f"wrote the JHMDB layout to {out} in {summary['seconds']:.1f} s (ground truth: {out}/synth.json)")
+
+
+@groups.synth.command("vip")
+def synth_vip(
+    out: OutArgument,
+    videos: Annotated[int, typer.Option("--videos", min=1, help="Videos in lists/val_videos.txt.")] = 3,
+    frames: Annotated[int, typer.Option("--frames", min=2, help="Frames per video.")] = 12,
+    height: Annotated[int, typer.Option("--height", min=32, help="Frame height.")] = 240,
+    width: Annotated[int, typer.Option("--width", min=32, help="Frame width.")] = 320,
+    annotate_every: Annotated[
+        int, typer.Option("--annotate-every", min=1, help="Part annotations on frames 0, N, 2N, ...")
+    ] = 1,
+    seed: SeedOption = 0,
+    overwrite: OverwriteOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Write a synthetic VIP set: walking figures whose textured body parts carry VIP part ids.
+
+    Images/<video>/<frame>.jpg, Category_ids/<video>/<frame>.png (part ids 0..19 on the annotated
+    frames) and lists/val_videos.txt, VIP_Fine's layout; for `vip propagate`.
+    """
+    from ..data.synth import make_synthetic_vip
+
+    start_output(json_output)
+    started = time.perf_counter()
+    manifest = make_synthetic_vip(
+        out, num_videos=videos, num_frames=frames, size=(height, width), seed=seed, annotate_every=annotate_every,
+        overwrite=overwrite,
+    )  # fmt: skip
+    summary = {"out": str(out), "kind": "vip", "videos": manifest["videos"]}
+    summary["seconds"] = round(time.perf_counter() - started, 3)
+    if json_output:
+        print_json(summary)
+        return
+    for video in manifest["videos"]:
+        counts = f"{video['num_frames']} frames, {video['annotated']} annotated"
+        typer.echo(f"{video['name']:<12} {counts}, parts {video['parts']}")
+    note(f"wrote the VIP layout to {out} in {summary['seconds']:.1f} s (ground truth: {out}/synth.json)")
 
 
 def _parse_widths(text: str | None) -> list[int] | None:

@@ -11,8 +11,9 @@ toolkit deletes or replaces goes through here:
   (Linux ``renameat2(RENAME_EXCHANGE)``; elsewhere two renames), and a fresh one only where nothing is.
 - :func:`locked`: holds an output folder for the whole of a run (``flock`` on the folder itself): a
   second writer is refused at once instead of interleaving.
-- :func:`clean_stale`: temporary siblings are named ``.<name>.<pid>.<random>.tmp``; those of processes
-  that no longer run (a ``kill -9``) are removed by the next writer of the same output.
+- :func:`clean_stale`: temporary siblings are named ``.<name>.<pid>.<random>.tmp`` (``.tmp.<ext>`` for files
+  written through :func:`~.atomic.atomic_path`); those of processes that no longer run (a ``kill -9``) are
+  removed by the next writer of the same output.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pathlib import Path
 from ..errors import InputError, OutputExistsError
 
 NAME_MAX = 255
-_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[a-z0-9_]+\.(tmp|old)$")
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[a-z0-9_]+\.(tmp|old)(\.\w+)?$")  # .tmp.json: atomic_path
 _RENAME_EXCHANGE, _RENAME_NOREPLACE = 2, 1
 _AT_FDCWD = -100
 

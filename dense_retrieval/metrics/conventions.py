@@ -1,4 +1,5 @@
-"""The J&F scoring conventions and the global table's columns: plain settings, no numpy, no OpenCV.
+"""The scoring conventions (DAVIS J&F, JHMDB PCK, VIP part mIoU) and the J&F table's columns: plain
+settings, no numpy, no OpenCV.
 
 Kept apart from the scoring code so that the command line can show the defaults without loading the
 libraries the scoring needs (docs/architecture.md, house rule 11).
@@ -45,6 +46,70 @@ class JFConventions:
             raise ValueError(f"bound_th must be positive, got {self.bound_th}")
         if self.decay_bins < 1:
             raise ValueError(f"decay_bins must be at least 1, got {self.decay_bins}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PCK_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5)
+"""The thresholds CRW's eval_pck.py prints; papers quote 0.1 and 0.2."""
+
+
+@dataclass(frozen=True)
+class PCKConventions:
+    """How keypoints are scored (CRW's ``code/eval/eval_pck.py``; these defaults are its conventions).
+
+    Attributes:
+        thresholds: a joint is correct when its distance to the truth, divided by the frame's
+            normaliser, is at most the threshold (``<=``).
+        box_scale: the normaliser is ``box_scale`` x the diagonal of the box around the frame's scored
+            ground-truth joints (CRW: 0.6).
+        skip_first: leave out frame 0 (its joints are given as input).
+        visible: which joints are scored: ``"predicted"`` (CRW: those with a predicted position; a joint
+            whose label channel was empty in frame 0 never has one) or ``"all"`` (a joint without a
+            position counts as a miss).
+    """
+
+    thresholds: tuple[float, ...] = PCK_THRESHOLDS
+    box_scale: float = 0.6
+    skip_first: bool = True
+    visible: str = "predicted"
+
+    def __post_init__(self) -> None:
+        if not self.thresholds or any(not (0 < t < float("inf")) for t in self.thresholds):
+            raise ValueError(f"PCK thresholds must be positive numbers, got {self.thresholds}")
+        if not self.box_scale > 0:
+            raise ValueError(f"box_scale must be positive, got {self.box_scale}")
+        if self.visible not in ("predicted", "all"):
+            raise ValueError(f"visible must be 'predicted' or 'all', got {self.visible!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PartConventions:
+    """How part labels are scored (CRW's ``code/eval/eval_vip.py``; these defaults are its conventions).
+
+    Attributes:
+        num_classes: part classes including background (VIP: 20).
+        ignore_index: ground-truth value left out (the void of the annotation PNGs).
+        skip_first: leave out the first annotated frame. CRW scores it (its prediction is the
+            annotation passed through the feature grid and back).
+        absent: a class absent from both truth and prediction over the whole set is left out of the
+            mean (``"skip"``, CRW's ``nanmean``) or counts 0 (``"zero"``).
+    """
+
+    num_classes: int = 20
+    ignore_index: int = 255
+    skip_first: bool = False
+    absent: str = "skip"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.num_classes <= 255:
+            raise ValueError(f"num_classes must be 1..255, got {self.num_classes}")
+        if self.absent not in ("skip", "zero"):
+            raise ValueError(f"absent must be 'skip' or 'zero', got {self.absent!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -6,7 +6,7 @@ nearest-neighbour loss, on one process or many under torchrun.
     dataset.py      samples reproducible from (seed, epoch, index); the resumable sampler
     encoder.py      torchvision trunk + MLP head ``fc``    moco.py      encoders, momentum, the two queues
     losses.py       InfoNCE and the nearest-neighbour loss (pure torch)
-    distributed.py  torchrun process group, gathers, shuffle-BN
+    shuffle_bn.py   shuffle-BN across processes (the process group: dense_retrieval/distributed.py)
     checkpoint.py   the paper's checkpoint layout, atomic; run_folder.py  config, JSON-lines log, summary
     trainer.py      the loop, exact resume              evaluation.py  --eval-davis (CRW protocol J&F)
 

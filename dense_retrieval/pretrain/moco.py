@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from . import distributed
+from .. import distributed
+from . import shuffle_bn
 from .config import PretrainConfig
 from .encoder import Encoder, build_encoder
 from .losses import contrastive_logits, info_nce, nearest_neighbour_loss, nearest_neighbours, normalize
@@ -116,13 +117,13 @@ class MoCo(nn.Module):
     def encode_keys(self, keys: torch.Tensor, shuffle_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Key crops float ``[B, 3, H, W]`` -> (projections ``[B, dim]``, pooled ``[B, C]``), L2-normalised,
         computed under shuffle-BN (module docstring of :mod:`.distributed`)."""
-        shuffled, unshuffle_index = distributed.shuffle(keys, shuffle_seed)
+        shuffled, unshuffle_index = shuffle_bn.shuffle(keys, shuffle_seed)
         outputs = [self.encoder_k(self._layout(group)) for group in self._groups(shuffled)]
         features = torch.cat([f for f, _ in outputs]).float()
         projection = torch.cat([p for _, p in outputs]).float()
         return (
-            distributed.unshuffle(normalize(projection), unshuffle_index),
-            distributed.unshuffle(normalize(features), unshuffle_index),
+            shuffle_bn.unshuffle(normalize(projection), unshuffle_index),
+            shuffle_bn.unshuffle(normalize(features), unshuffle_index),
         )
 
     def forward(

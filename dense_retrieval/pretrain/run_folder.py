@@ -164,6 +164,36 @@ class RunFolder:
             write_image(self.path / CHART_NAME, figure_to_rgb(figure))
 
 
+    def is_run(self) -> bool:
+        """True when the folder holds a pretraining run's config.json (read-only check)."""
+        return (self.path / CONFIG_NAME).is_file() and _read_record(self.path / CONFIG_NAME) is not None
+
+    def architecture(self) -> str | None:
+        """The network the run trains (its config.json), or None when the record does not say."""
+        record = _read_record(self.path / CONFIG_NAME) or {}
+        arch = record.get("config", {}).get("arch")
+        return arch if isinstance(arch, str) else None
+
+    def kept_checkpoints(self) -> list[tuple[int, Path]]:
+        """Every checkpoint worth scoring, as (epochs done, file), by epoch: the copies kept every --keep-every
+        epochs, and the latest checkpoint of a run that ended (summary.json) when no copy holds its epoch."""
+        kept = {}
+        for entry in self.path.glob("checkpoint_epoch*.pth.tar"):
+            match = _KEPT.fullmatch(entry.name)
+            if match and entry.is_file():
+                kept[int(match.group(1))] = entry
+        summary = _read_json(self.path / SUMMARY_NAME)
+        epochs = summary.get("epochs_done") if isinstance(summary, dict) else None
+        if (
+            isinstance(epochs, int)
+            and not isinstance(epochs, bool)
+            and epochs not in kept
+            and self.checkpoint.is_file()
+        ):
+            kept[epochs] = self.checkpoint
+        return sorted(kept.items())
+
+
 class EpochMeters:
     """Running means of the logged step metrics over one epoch (the log's epoch entry)."""
 
@@ -188,6 +218,16 @@ class EpochMeters:
             "fallbacks": int(self.sums.get("fallbacks", 0)),
             "unreadable": int(self.sums.get("unreadable", 0)),
         }
+
+
+_KEPT = re.compile(r"checkpoint_epoch(\d{4,})\.pth\.tar")
+
+
+def _read_json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return None
 
 
 def _read_record(path: Path) -> dict | None:

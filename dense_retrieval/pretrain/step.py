@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..distributed import DistEnv
 from .config import PretrainConfig
-from .distributed import DistEnv
 from .encoder import build_encoder
 from .moco import MoCo, StepOutput
 

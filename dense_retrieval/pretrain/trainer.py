@@ -33,15 +33,15 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from .. import progress
+from .. import distributed, progress
 from ..data.outputs import check_output, locked
+from ..distributed import DistEnv, init_distributed
 from ..errors import InputError
 from ..interrupts import commit_section
-from . import distributed
+from . import shuffle_bn
 from .checkpoint import build_payload, load_training_checkpoint, model_state, restore_rng_state, save_checkpoint
 from .config import PretrainConfig, RunOptions
 from .dataset import EpochSampler, MultiCropDataset
-from .distributed import DistEnv, init_distributed
 from .run_folder import EpochMeters, RunFolder
 from .sizing import describe, queue_warning, size_for_data
 from .source import scan_sources
@@ -273,8 +273,8 @@ class _Run:
         options = self.options
         self.epoch += 1
         self.step_in_epoch = 0
-        distributed.average_buffers_(self.model.encoder_q)
-        distributed.average_buffers_(self.model.encoder_k)
+        shuffle_bn.average_buffers_(self.model.encoder_q)
+        shuffle_bn.average_buffers_(self.model.encoder_k)
         keep = options.keep_every and self.epoch % options.keep_every == 0
         path = self._save(keep_as=self.folder.epoch_checkpoint(self.epoch) if keep else None)
         summary = {"event": "epoch", "epoch_done": self.epoch, "step": self.global_step, **meters.means()}

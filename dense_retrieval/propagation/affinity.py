@@ -46,12 +46,13 @@ class Scratch:
         self._buffers: dict[str, torch.Tensor] = {}
 
     def get(self, name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
-        """A contiguous tensor of ``shape`` with ``like``'s dtype and device."""
+        """A contiguous tensor of ``shape`` with ``like``'s dtype and device (one buffer per name and dtype)."""
         numel = math.prod(shape)
-        buffer = self._buffers.get(name)
-        if buffer is None or buffer.numel() < numel or buffer.dtype != like.dtype or buffer.device != like.device:
+        key = f"{name}:{like.dtype}"
+        buffer = self._buffers.get(key)
+        if buffer is None or buffer.numel() < numel or buffer.device != like.device:
             buffer = like.new_zeros(numel)
-            self._buffers[name] = buffer
+            self._buffers[key] = buffer
         return buffer[:numel].view(shape)
 
 
@@ -158,11 +159,9 @@ class WindowedTopK:
         grids = [frame_keys.view(h, w, channels) for frame_keys in keys]
         # buffer [column, frame, row, C]: column c holds frame column c - r; row s of band b frame row b * t - r + s
         buffer = self.scratch.get("window_keys", (tiles * t + 2 * r, frames, span, channels), keys[0])
-        values = keys[0].new_full((self.bands, tiles, t * t, self.k), float("-inf"))
-        found_frames = torch.zeros(self.bands, tiles, t * t, self.k, dtype=torch.long, device=keys[0].device)
-        positions = torch.zeros_like(found_frames)
+        values = keys[0].new_full((self.bands, tiles, t * t, self.k), float("-inf"), dtype=_score_dtype(keys[0]))
+        flat = torch.zeros(self.bands, tiles, t * t, self.k, dtype=torch.long, device=keys[0].device)
         group = max(1, min(tiles, self.max_scores // per_tile))
-        tile_column = torch.arange(tiles, device=keys[0].device)[:, None, None] * t - r
         for band in range(self.bands):
             first_row = band * t - r
             lo, hi = max(0, first_row), min(h, first_row + span)
@@ -179,20 +178,35 @@ class WindowedTopK:
                     (t * frames * span * channels, channels, 1),
                     buffer.storage_offset() + start * t * frames * span * channels,
                 )
-                scores = self.scratch.get("window_scores", (count, t * t, span * frames * span), keys[0])
-                torch.bmm(self._queries[band, start:stop], blocks.transpose(1, 2), out=scores)
+                scores = self._scores(self._queries[band, start:stop], blocks)
                 scores.view(count, t * t, span, frames, span).add_(mask[start:stop, :, :, None, :])
-                top_values, flat = column_topk(scores.view(count * t * t, span, frames * span), kk)
-                top_values, flat = top_values.view(count, t * t, kk), flat.view(count, t * t, kk)
-                column = torch.div(flat, frames * span, rounding_mode="floor")
-                frame = torch.div(flat, span, rounding_mode="floor") % frames
-                row = first_row + flat % span
-                col = tile_column[start:stop] + column
-                found = torch.isfinite(top_values)
-                values[band, start:stop, :, :kk] = top_values
-                found_frames[band, start:stop, :, :kk] = torch.where(found, frame, 0)
-                positions[band, start:stop, :, :kk] = torch.where(found, row * w + col, 0)
+                top_values, top_flat = column_topk(scores.view(count * t * t, span, frames * span), kk)
+                values[band, start:stop, :, :kk] = top_values.view(count, t * t, kk)
+                flat[band, start:stop, :, :kk] = top_flat.view(count, t * t, kk)
+        # flat = (column * frames + frame) * span + row inside each tile's rectangle, decoded all at once
+        device = keys[0].device
+        first_row = (torch.arange(self.bands, device=device) * t - r)[:, None, None, None]
+        first_col = (torch.arange(tiles, device=device) * t - r)[None, :, None, None]
+        row = first_row + flat % span
+        col = first_col + torch.div(flat, frames * span, rounding_mode="floor")
+        found = torch.isfinite(values)
+        found_frames = torch.where(found, torch.div(flat, span, rounding_mode="floor") % frames, 0)
+        positions = torch.where(found, row * w + col, 0)
         return self._unpad(values), self._unpad(found_frames), self._unpad(positions)
+
+    def _scores(self, queries: torch.Tensor, blocks: torch.Tensor) -> torch.Tensor:
+        """Dot products of a group of tiles with their key blocks: ``[count, t * t, keys]`` (float32 for
+        bfloat16 features: the products run in bfloat16, one tile at a time, as oneDNN would copy the
+        overlapping blocks of a batched product, and the scores are widened for the masks and top-k)."""
+        shape = (blocks.shape[0], queries.shape[1], blocks.shape[1])
+        if queries.dtype != torch.bfloat16:
+            scores = self.scratch.get("window_scores", shape, queries)
+            return torch.bmm(queries, blocks.transpose(1, 2), out=scores)
+        low = self.scratch.get("window_scores", shape, queries)
+        for index in range(shape[0]):
+            torch.mm(queries[index], blocks[index].T, out=low[index])
+        scores = self.scratch.get("window_scores", shape, low.new_empty(0, dtype=torch.float32))
+        return scores.copy_(low)
 
     def _unpad(self, per_tile: torch.Tensor) -> torch.Tensor:
         """``[bands, tiles, t*t, k]`` -> ``[h * w, k]`` in row-major grid order."""
@@ -261,7 +275,7 @@ def global_topk(
     scratch = scratch or Scratch()
     n, m, frames = query.shape[0], keys[0].shape[0], len(keys)
     kk = min(k, m * frames)
-    values = query.new_full((n, k), float("-inf"))
+    values = query.new_full((n, k), float("-inf"), dtype=_score_dtype(query))
     found_frames = torch.zeros((n, k), dtype=torch.long, device=query.device)
     positions = torch.zeros_like(found_frames)
     keys_t = (keys[0] if frames == 1 else torch.cat(list(keys), dim=0)).T
@@ -270,8 +284,15 @@ def global_topk(
         stop = min(start + chunk, n)
         scores = scratch.get("global_scores", (stop - start, m * frames), query)
         torch.mm(query[start:stop], keys_t, out=scores)
+        if scores.dtype != values.dtype:  # bfloat16 products, widened for the top-k
+            scores = scratch.get("global_scores", scores.shape, values).copy_(scores)
         top_values, index = column_topk(scores.view(stop - start, m * frames // width, width), kk)
         values[start:stop, :kk] = top_values
         found_frames[start:stop, :kk] = torch.div(index, m, rounding_mode="floor")
         positions[start:stop, :kk] = index % m
     return values, found_frames, positions
+
+
+def _score_dtype(features: torch.Tensor) -> torch.dtype:
+    """Scores of bfloat16 features are kept in float32 (the top-k and its masks run faster there)."""
+    return torch.float32 if features.dtype == torch.bfloat16 else features.dtype

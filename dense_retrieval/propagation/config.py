@@ -136,3 +136,30 @@ def preset(name: str) -> PropagationConfig:
         return PRESETS[name.lower()]
     except KeyError:
         raise InputError(f"unknown propagation preset {name!r}", hint=f"use one of {', '.join(PRESETS)}") from None
+
+
+@dataclass(frozen=True)
+class KeypointConfig:
+    """How keypoints become label channels and come back (:mod:`.keypoints`; CRW's JHMDB protocol).
+
+    Attributes:
+        sigma: width in grid cells of the Gaussian each joint becomes (CRW: 0.5).
+        readout_topk: a joint's position is the value-weighted mean of its channel's best cells (CRW: 3).
+    """
+
+    sigma: float = 0.5
+    readout_topk: int = 3
+
+    def __post_init__(self) -> None:
+        if not (self.sigma > 0 and math.isfinite(self.sigma)):
+            raise InputError(f"sigma must be a positive number of grid cells, got {self.sigma}", hint="CRW uses 0.5")
+        if self.readout_topk < 1:
+            raise InputError(f"the read-out needs at least one cell, got {self.readout_topk}", hint="CRW uses 3")
+
+    def describe(self) -> dict:
+        """Plain-dict form, recorded next to results."""
+        return asdict(self)
+
+
+CRW_KEYPOINTS = KeypointConfig()
+"""Jabri et al. 2020 on JHMDB: Gaussians of sigma 0.5 cells, read out as the weighted mean of the 3 best cells."""

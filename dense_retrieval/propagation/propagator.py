@@ -7,16 +7,24 @@ repeated copies of the first frame share one tensor), so memory does not grow wi
 
 from __future__ import annotations
 
+import functools
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
-from .affinity import Scratch, WindowedTopK, global_topk
+from .affinity import Scratch
 from .config import CRW, PropagationConfig
+from .search import LowKeys, certified_topk, exact_topk, use_low_precision
+from .search import multiset_topk as _multiset_topk  # noqa: F401 - the tests reach it here too
+
+LOW_PRECISION_FRAMES = 14
+"""Distinct windowed context frames from which the certified bfloat16 search pays (speed only: both
+searches return the same neighbours): below, its fixed costs (rescoring, the certificate) outweigh the
+faster products (measured on DAVIS frames, MobileNetV2 features.13 at stride 8)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -26,19 +34,39 @@ class MemoryFrame:
     Attributes:
         index: frame number in the video.
         keys: float ``[h * w, C]``, channels-last rows in row-major grid order.
-        labels: float ``[h * w, L]`` label distributions.
+        labels: float ``[h * w, L]`` label distributions; ``None`` for a frame that only serves a
+            neighbour search (:func:`find_neighbours`), its labels kept elsewhere.
+        grid: ``(h, w)`` (``from_maps`` records it; needed only for :attr:`query`).
     """
 
     index: int
     keys: torch.Tensor
-    labels: torch.Tensor
+    labels: torch.Tensor | None = None
+    grid: tuple[int, int] = (0, 0)
 
     @classmethod
-    def from_maps(cls, index: int, features: torch.Tensor, labels: torch.Tensor) -> MemoryFrame:
-        """From ``features`` ``[C, h, w]`` and ``labels`` ``[L, h, w]``."""
-        channels, num_labels = features.shape[0], labels.shape[0]
-        keys = features.permute(1, 2, 0).reshape(-1, channels).contiguous()
-        return cls(index, keys, labels.permute(1, 2, 0).reshape(-1, num_labels).contiguous().to(keys.dtype))
+    def from_maps(cls, index: int, features: torch.Tensor, labels: torch.Tensor | None = None) -> MemoryFrame:
+        """From ``features`` ``[C, h, w]`` and ``labels`` ``[L, h, w]`` (or none)."""
+        channels, height, width = features.shape
+        keys = features.permute(1, 2, 0).reshape(-1, channels).contiguous()  # no copy when channels-last
+        if labels is not None:
+            labels = labels.permute(1, 2, 0).reshape(-1, labels.shape[0]).contiguous().to(keys.dtype)
+        return cls(index, keys, labels, (height, width))
+
+    @property
+    def query(self) -> torch.Tensor:
+        """The features as a query ``[C, h, w]`` (a channels-last view of :attr:`keys`)."""
+        return self.keys.view(*self.grid, -1).permute(2, 0, 1)
+
+    @functools.cached_property
+    def low(self) -> LowKeys:
+        """The keys in bfloat16 for the certified search, made once per frame."""
+        return LowKeys.of(self.keys)
+
+    def prepare(self) -> None:
+        """Make now what a search in this frame's context will need (the bfloat16 keys, where used)."""
+        if use_low_precision(self.keys):
+            _ = self.low
 
 
 @dataclass(frozen=True)
@@ -58,6 +86,58 @@ class Neighbours:
     positions: torch.Tensor
 
 
+def context_of(target: int, config: PropagationConfig) -> list[tuple[int, bool]]:
+    """The context slots of frame ``target``: ``(frame number, windowed?)``, the first frame first.
+
+    CRW: frame 0 unrestricted, then the ``context`` previous frames, copies of frame 0 standing in for
+    the frames before the video; DINO: frame 0, then at most ``context`` previous frames after it.
+    """
+    recent = list(range(max(1, target - config.context), target)) if config.context else []
+    slots = [(0, config.restrict_first)]
+    if config.fill_with_first and config.context:
+        slots += [(0, True)] * (config.context - len(recent))
+    return slots + [(frame, True) for frame in recent]
+
+
+def find_neighbours(
+    query: torch.Tensor,
+    slots: Sequence[tuple[MemoryFrame, bool]],
+    config: PropagationConfig,
+    scratch: Scratch | None = None,
+) -> Neighbours:
+    """The top-k context positions of every query position, jointly over the slots (labels not needed).
+
+    The selection depends on the features alone, so the neighbours of later frames may be found while
+    earlier frames still propagate (:func:`dense_retrieval.vos.frames.propagate_frames` does).
+
+    Args:
+        query: float ``[C, h, w]`` features of the target frame.
+        slots: the context, one ``(frame, restricted)`` pair per slot; ``restricted`` applies the
+            config's window. The same :class:`MemoryFrame` may fill several slots (CRW's copies of the
+            first frame); it then counts several times in the joint top-k, as in CRW.
+        config: top-k, temperature and window.
+        scratch: work buffers kept from one step to the next (:class:`LabelPropagator` keeps one).
+    """
+    neighbours, _, _ = _search(query, slots, config, scratch or Scratch())
+    return neighbours
+
+
+def gather_labels(neighbours: Neighbours, labels_of: Mapping[int, torch.Tensor], grid: tuple[int, int]) -> torch.Tensor:
+    """The weighted sum of the neighbours' labels.
+
+    Args:
+        labels_of: frame number -> float ``[h * w, L]`` labels of every frame the neighbours lie in.
+        grid: ``(h, w)``.
+
+    Returns:
+        float ``[L, h, w]``.
+    """
+    present = torch.unique(neighbours.frames)  # sorted frame numbers
+    table = torch.cat([labels_of[int(frame)] for frame in present.tolist()], dim=0)
+    rows = torch.searchsorted(present, neighbours.frames) * (grid[0] * grid[1]) + neighbours.positions
+    return _weighted(table, rows, neighbours.weights, grid)
+
+
 def propagate_step(
     query: torch.Tensor,
     slots: Sequence[tuple[MemoryFrame, bool]],
@@ -68,16 +148,23 @@ def propagate_step(
 
     Args:
         query: float ``[C, h, w]`` features of the target frame.
-        slots: the context, one ``(frame, restricted)`` pair per slot; ``restricted`` applies the
-            config's window. The same :class:`MemoryFrame` may fill several slots (CRW's copies of the
-            first frame); it then counts several times in the joint top-k, as in CRW.
+        slots: as :func:`find_neighbours`; every frame carries its labels.
         config: top-k, temperature and window.
-        scratch: work buffers kept from one step to the next (:class:`LabelPropagator` keeps one).
+        scratch: work buffers kept from one step to the next.
 
     Returns:
         labels: float ``[L, h, w]``, the weighted sum of the neighbours' labels;
         neighbours: the selected context positions.
     """
+    neighbours, ids, frames = _search(query, slots, config, scratch or Scratch())
+    table = torch.cat([frame.labels for frame in frames], dim=0)  # [F * h * w, L]
+    return _weighted(table, ids, neighbours.weights, tuple(query.shape[1:])), neighbours
+
+
+def _search(
+    query: torch.Tensor, slots: Sequence[tuple[MemoryFrame, bool]], config: PropagationConfig, scratch: Scratch
+) -> tuple[Neighbours, torch.Tensor, list[MemoryFrame]]:
+    """Neighbours, their ids ``member * h * w + position`` and the distinct frames (members)."""
     if not slots:
         raise InputError("the context is empty", hint="start the propagation with a first frame")
     channels, height, width = query.shape
@@ -87,85 +174,38 @@ def propagate_step(
             f"context features {shapes} do not match the query's {height}x{width} grid of {channels} channels",
             hint="every frame of a video must be extracted at the same size",
         )
-    k, hw = config.topk, height * width
-    scratch = scratch or Scratch()
     query_rows = query.permute(1, 2, 0).reshape(-1, channels).contiguous()  # no copy when channels-last
     # distinct frames (copies share one MemoryFrame) and, per (frame, windowed?), how many slots it fills
     position_of: dict[int, int] = {}
     frames: list[MemoryFrame] = []
-    counts: dict[bool, dict[int, int]] = {True: {}, False: {}}
+    groups: dict[bool, dict[int, int]] = {True: {}, False: {}}
     for frame, restricted in slots:
         if id(frame) not in position_of:
             position_of[id(frame)] = len(frames)
             frames.append(frame)
-        group = counts[bool(restricted and config.radius is not None)]
+        group = groups[bool(restricted and config.radius is not None)]
         group[position_of[id(frame)]] = group.get(position_of[id(frame)], 0) + 1
-
-    values, ids, copies = [], [], []
-    for restricted, group in counts.items():
-        if not group:
-            continue
-        members = list(group)
-        keys = [frames[member].keys for member in members]
-        if restricted:
-            windowed = WindowedTopK(
-                query_rows.view(height, width, channels),
-                k,
-                config.max_offset,
-                config.window,
-                float(config.radius),
-                config.tile,
-                scratch,
-            )
-            group_values, which, group_positions = windowed(keys)
-        else:
-            group_values, which, group_positions = global_topk(query_rows, keys, k, config.query_chunk, width, scratch)
-        members_t = torch.tensor(members, dtype=torch.long, device=query.device)
-        values.append(group_values)
-        ids.append(members_t[which] * hw + group_positions)
-        # a frame filling `count` slots offers each of its candidates `count` times (at most k matter)
-        copies.append(torch.tensor([min(group[m], k) for m in members], device=query.device)[which])
-    repeated = any(count > 1 for group in counts.values() for count in group.values())
-    scores, global_ids = _multiset_topk(
-        torch.cat(values, 1), torch.cat(ids, 1), torch.cat(copies, 1) if repeated else None, k
-    )
-    weights = torch.softmax(scores / config.temperature, dim=1)
-
-    table = torch.cat([frame.labels for frame in frames], dim=0)  # [F * h * w, L]
-    labels = (table[global_ids] * weights[..., None]).sum(dim=1)  # [h * w, L]
-    frame_numbers = torch.tensor([frame.index for frame in frames], dtype=torch.long, device=global_ids.device)
+    keys = [frame.keys for frame in frames]
+    if use_low_precision(query_rows) and len(groups[True]) >= LOW_PRECISION_FRAMES:
+        low = [frame.low for frame in frames]
+        scores, ids = certified_topk(query_rows, (height, width), keys, low, groups, config, scratch)
+    else:
+        scores, ids = exact_topk(query_rows, (height, width), keys, groups, config, scratch)
+    hw = height * width
+    frame_numbers = torch.tensor([frame.index for frame in frames], dtype=torch.long, device=ids.device)
     neighbours = Neighbours(
         scores=scores,
-        weights=weights,
-        frames=frame_numbers[global_ids // hw],
-        positions=global_ids % hw,
+        weights=torch.softmax(scores / config.temperature, dim=1),
+        frames=frame_numbers[ids // hw],
+        positions=ids % hw,
     )
-    return labels.T.reshape(-1, height, width).contiguous(), neighbours
+    return neighbours, ids, frames
 
 
-def _multiset_topk(
-    values: torch.Tensor, ids: torch.Tensor, copies: torch.Tensor | None, k: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k of a multiset: candidate ``j`` of row ``i`` counts ``copies[i, j]`` times.
-
-    Args:
-        values, ids: ``[n, c]`` candidate scores and ids.
-        copies: int64 ``[n, c]``, how many slots offer each candidate (>= 1); ``None``: one each.
-        k: entries to keep (``c >= k``).
-
-    Returns:
-        values ``[n, k]`` sorted descending (``-inf`` past the last copy) and their ids ``[n, k]``.
-    """
-    if copies is None:
-        top, pick = torch.topk(values, k, dim=1)
-        return top, torch.gather(ids, 1, pick)
-    order = torch.sort(values, dim=1, descending=True, stable=True).indices
-    sorted_values = torch.gather(values, 1, order)
-    filled = torch.gather(copies, 1, order).cumsum(dim=1)  # slots filled up to and including each candidate
-    slot = torch.arange(k, device=values.device).expand(values.shape[0], k).contiguous()
-    pick = torch.searchsorted(filled, slot, right=True).clamp_(max=values.shape[1] - 1)
-    top = torch.where(slot < filled[:, -1:], torch.gather(sorted_values, 1, pick), float("-inf"))
-    return top, torch.gather(ids, 1, torch.gather(order, 1, pick))
+def _weighted(table: torch.Tensor, rows: torch.Tensor, weights: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """``sum_j weights[:, j] * table[rows[:, j]]`` as ``[L, h, w]`` (table ``[n, L]``, rows/weights ``[hw, k]``)."""
+    labels = (table[rows] * weights[..., None]).sum(dim=1)  # [h * w, L]
+    return labels.T.reshape(-1, *grid).contiguous()
 
 
 class LabelPropagator:
@@ -223,24 +263,23 @@ class LabelPropagator:
         if self._first is None:
             raise InputError("step() before start()", hint="call start(first_features, first_labels) first")
         labels, self.last_neighbours = propagate_step(features, self._slots(), self.config, self._scratch)
-        fed_back = labels
-        if self.config.feedback == "hard":
-            fed_back = F.one_hot(labels.argmax(dim=0), labels.shape[0]).permute(2, 0, 1).to(labels.dtype)
         if self.config.context > 0:
-            self._recent.append(MemoryFrame.from_maps(self._next_index, features, fed_back))
+            self._recent.append(MemoryFrame.from_maps(self._next_index, features, fed_back(labels, self.config)))
         self._next_index += 1
         return labels
 
     def _slots(self) -> list[tuple[MemoryFrame, bool]]:
-        """The context of the next target: first frame, then the short-term frames oldest first."""
-        config = self.config
-        slots = [(self._first, config.restrict_first)]
-        recent = list(self._recent)
-        if config.fill_with_first:
-            missing = config.context - len(recent)
-            slots += [(self._first, True)] * missing
-        slots += [(frame, True) for frame in recent[-config.context :]] if config.context else []
-        return slots
+        """The context of the next target (:func:`context_of`)."""
+        frames = {0: self._first, **{frame.index: frame for frame in self._recent}}
+        return [(frames[index], restricted) for index, restricted in context_of(self._next_index, self.config)]
+
+
+def fed_back(labels: torch.Tensor, config: PropagationConfig) -> torch.Tensor:
+    """What a predicted frame passes on as context labels: ``labels`` ``[L, h, w]`` themselves (soft) or
+    their one-hot argmax (hard)."""
+    if config.feedback == "hard":
+        return F.one_hot(labels.argmax(dim=0), labels.shape[0]).permute(2, 0, 1).to(labels.dtype)
+    return labels
 
 
 def propagate(

@@ -1,4 +1,4 @@
-"""Pictures shared by the CLI and the notebooks: overlays, galleries, strips, charts, feature PCA.
+"""Pictures shared by the CLI and the notebooks: overlays, galleries, strips, skeletons, charts, feature PCA.
 
 All functions return ``uint8 [H, W, 3]`` RGB arrays (or matplotlib figures for charts); writing them
 to disk is the caller's job (``dense_retrieval.data.images.write_image``).
@@ -22,6 +22,8 @@ __getattr__, __dir__ = lazy_exports(
         "masks_to_labels": ".overlay",
         "overlay_labels": ".overlay",
         "feature_pca_rgb": ".pca",
+        "draw_skeleton": ".skeleton",
+        "skeleton_strip": ".skeleton",
         "label_strip": ".strip",
         "overlay_frame": ".strip",
         "thumbnail": ".strip",

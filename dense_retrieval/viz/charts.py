@@ -1,5 +1,5 @@
-"""Charts of results: per-sequence J&F bars, per-class IoU bars, a pretraining run's curves. matplotlib
-figures (Agg, no screen needed)."""
+"""Charts of results: per-sequence J&F bars, per-class IoU bars, backbones x benchmarks, a pretraining run's curves.
+matplotlib figures (Agg, no screen needed)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 
 def jf_bar_chart(per_object: Mapping[str, tuple[float, float]], title: str = "DAVIS J&F per object") -> Figure:
@@ -143,3 +144,72 @@ def figure_to_rgb(figure: Figure) -> np.ndarray:
     canvas = FigureCanvasAgg(figure)
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def matrix_chart(
+    columns: Sequence[tuple[str, str]],
+    bars: Mapping[str, Mapping[str, float | None]],
+    curves: Mapping[str, Mapping[str, Sequence[tuple[int, float | None]]]] | None = None,
+    title: str = "",
+) -> Figure:
+    """Backbones compared on benchmarks: one panel per benchmark, a bar per backbone of its headline metric.
+
+    A cell without a number (failed, not run yet) gets no bar, only an ``x`` on the axis. Pretraining runs get a
+    second row of panels: the metric against the epoch, one line per run.
+
+    Args:
+        columns: ``(benchmark, metric)`` pairs, in panel order, e.g. ``("davis", "J&F-Mean")``.
+        bars: ``{benchmark: {backbone: value in [0, 1] or None}}``, backbones in bar order.
+        curves: ``{benchmark: {run: [(epoch, value or None), ...]}}`` for pretraining runs (None or empty: no row).
+        title: the figure's title.
+    """
+    curves = {name: runs for name, runs in (curves or {}).items() if runs}
+    rows = 2 if curves else 1
+    width = max(len(bars.get(name, {})) for name, _ in columns) if columns else 1
+    figure = Figure(figsize=(max(3.6, 0.45 * width + 1.6) * max(len(columns), 1), 3.4 * rows), dpi=100)
+    grid = figure.subplots(rows, max(len(columns), 1), squeeze=False)
+    for index, (name, metric) in enumerate(columns):
+        axes = grid[0][index]
+        labels = list(bars.get(name, {}))
+        values = [bars[name][label] for label in labels]
+        positions = np.arange(len(labels))
+        heights = [0.0 if v is None or np.isnan(v) else v for v in values]
+        drawn = axes.bar(positions, heights, color="#4c72b0")
+        for position, value, bar in zip(positions, values, drawn, strict=True):
+            if value is None or np.isnan(value):
+                axes.plot(position, 0.02, marker="x", color="#c44e52")
+            else:
+                axes.text(position, bar.get_height() + 0.01, f"{100 * value:.1f}", ha="center", fontsize=7)
+        axes.set_xticks(positions, labels, rotation=35, ha="right", fontsize=7)
+        axes.set_ylim(0, _top(values))
+        axes.yaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=0))
+        axes.set_title(f"{name}: {metric}", fontsize=9)
+        if rows == 2:
+            _epoch_panel(grid[1][index], name, metric, curves.get(name, {}))
+    if title:
+        figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def _top(values: Sequence[float | None]) -> float:
+    """The top of a panel's value axis: room above the largest value, at most a little over 100%."""
+    present = [v for v in values if v is not None and not np.isnan(v)]
+    return min(1.08, max(present, default=0.0) * 1.25 + 0.05)
+
+
+def _epoch_panel(axes, name: str, metric: str, runs: Mapping[str, Sequence[tuple[int, float | None]]]) -> None:
+    every = []
+    for run, points in runs.items():
+        kept = sorted((epoch, value) for epoch, value in points if value is not None and not np.isnan(value))
+        every += [value for _, value in kept]
+        if kept:
+            axes.plot([e for e, _ in kept], [v for _, v in kept], marker="o", linewidth=1.2, label=run)
+    axes.set_ylim(0, _top(every))
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.yaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=0))
+    axes.set_xlabel("epoch", fontsize=8)
+    axes.set_ylabel(metric, fontsize=8)
+    axes.set_title(f"{name}: {metric} against the epoch", fontsize=9)
+    if runs:
+        axes.legend(fontsize=7, loc="lower right")

@@ -27,6 +27,10 @@ COMMANDS = (
     "env",
     "davis propagate",
     "davis evaluate",
+    "jhmdb propagate",
+    "jhmdb evaluate",
+    "vip propagate",
+    "vip evaluate",
     "video propagate",
     "index build",
     "index add",
@@ -37,7 +41,11 @@ COMMANDS = (
     "checkpoints download",
     "synth davis",
     "synth voc",
+    "synth jhmdb",
+    "synth vip",
     "pretrain",
+    "bench run",
+    "bench report",
 )
 
 

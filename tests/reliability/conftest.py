@@ -43,6 +43,11 @@ class Data:
     clip_mask: Path  # its first-frame mask
     video: Path  # the same frames as an MP4
     checkpoint: Path  # a good mobilenet_v2 state dict (random weights)
+    jhmdb: Path  # synthetic JHMDB, 2 test videos (+1 training) x 3 frames, 64x96
+    jhmdb_video: str  # its first test video
+    jhmdb_results: Path  # `jhmdb propagate` results for ``jhmdb``
+    vip: Path  # synthetic VIP_Fine, 2 videos x 3 frames (every other one annotated), 64x96
+    vip_results: Path  # `vip propagate` results for ``vip``
 
 
 def _cli(*args: object) -> None:
@@ -79,9 +84,16 @@ def data(tmp_path_factory) -> Data:
 
     write_video(video, (read_image(p) for p in sorted(clip.iterdir())), fps=10)
     checkpoint = hostile.save_checkpoint(root / "mobilenet_random.pth", hostile.mobilenet_state(seed=1))
+    jhmdb, vip = root / "jhmdb", root / "vip"
+    _cli("synth", "jhmdb", jhmdb, "--videos", 2, "--frames", 3, "--height", 64, "--width", 96)
+    _cli("synth", "vip", vip, "--videos", 2, "--frames", 3, "--height", 64, "--width", 96, "--annotate-every", 2)
+    _cli("jhmdb", "propagate", "--jhmdb-root", jhmdb, "--out", root / "jhmdb_results")
+    _cli("vip", "propagate", "--vip-root", vip, "--out", root / "vip_results")
+    jhmdb_video = sorted((jhmdb / "Rename_Images" / "walk").iterdir())[0].name
     return Data(
-        root, davis, sequence, voc, images, image, image_mask, index, results, clip, clip_mask, video, checkpoint
-    )
+        root, davis, sequence, voc, images, image, image_mask, index, results, clip, clip_mask, video, checkpoint,
+        jhmdb, jhmdb_video, root / "jhmdb_results", vip, root / "vip_results",
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="session")

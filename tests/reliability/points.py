@@ -40,16 +40,31 @@ BUILD_POINTS = {
     "old-index-removing": {"audit": "shutil.rmtree", "match": "*idx*"},
 }
 
+# the loop over videos of every results folder (vos/results_run.py; before: vos/davis_run.py)
+_PROPAGATE_LOOP = [
+    "dense_retrieval.vos.results_run:_propagate_locked",
+    "dense_retrieval.vos.davis_run:_propagate_locked",
+]
+
 # `davis propagate` of the synthetic set (sequences synth-00-..., synth-01-...) into a folder "res"
 DAVIS_POINTS = {
     "first-sequence-masks": {"audit": "open", "match": "*/res/.synth-00-*.tmp/*", "occurrence": 3},
     "first-sequence-swapped": {"function": ["dense_retrieval.data.atomic:atomic_directory"], "line": "then()"},
     "between-sequences": {
-        "function": ["dense_retrieval.vos.davis_run:_propagate_locked"],
+        "function": _PROPAGATE_LOOP,
         "line": ": propagating",
         "occurrence": 2,
     },
     "second-sequence-masks": {"audit": "open", "match": "*/res/.synth-01-*.tmp/*", "occurrence": 3},
+}
+
+
+# `bench run` of mobilenet_v2 and resnet18 x the synthetic DAVIS and VOC sets (units: the 2 sequences of each DAVIS
+# cell, each VOC cell whole; the DAVIS cells are scored and committed last)
+BENCH_POINTS = {
+    "davis-sequence-committing": {"audit": "os.rename", "match": "*/.committed/.*"},
+    "second-cell-committing": {"audit": "os.rename", "match": "*/.cell.json.*", "occurrence": 2},
+    "last-cell-committing": {"audit": "os.rename", "match": "*/.cell.json.*", "occurrence": 4},
 }
 
 
@@ -61,3 +76,15 @@ def start_at_point(args: list[str], point: dict, signal: str, workdir: Path, cwd
     spec.write_text(json.dumps({"point": point, "signal": signal, "hit_file": str(hit)}))
     command = cli_command([])[:1] + [str(KILLPOINT), str(spec), "--", *map(str, args)]
     return start_child(command, cwd=cwd), hit
+
+# `jhmdb propagate` / `vip propagate` of the reliability sets (videos synth_run_01, synth_walk_00 / videos1,
+# videos2) into a folder "res": the per-video commit (folder swapped in, record written) and just before it
+_VIDEO_COMMIT = {"function": ["dense_retrieval.data.atomic:atomic_directory"], "line": "then()"}
+JHMDB_POINTS = {
+    "first-video-joints": {"audit": "open", "match": "*/res/.synth_run_01*.tmp/*"},
+    "first-video-committing": _VIDEO_COMMIT,
+    "between-videos": {"function": _PROPAGATE_LOOP, "line": ": propagating", "occurrence": 2},
+}
+VIP_POINTS = {
+    "first-video-committing": _VIDEO_COMMIT,
+}

@@ -1,4 +1,5 @@
-"""kill -9 and Ctrl-C at every commit point of `index add`, `index build --overwrite` and `davis propagate`.
+"""kill -9 and Ctrl-C at every commit point of `index add`, `index build --overwrite`, `davis propagate` and
+`bench run`, and at the per-video commit of `jhmdb propagate` and `vip propagate`.
 
 Each run is stopped at an exact point (:mod:`tests.reliability.points`, found from outside the package by
 the kill-point harness). Then:
@@ -21,7 +22,15 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.harness import error_lines, finish_child, run_inprocess
-from tests.reliability.points import ADD_POINTS, BUILD_POINTS, DAVIS_POINTS, start_at_point
+from tests.reliability.points import (
+    ADD_POINTS,
+    BENCH_POINTS,
+    BUILD_POINTS,
+    DAVIS_POINTS,
+    JHMDB_POINTS,
+    VIP_POINTS,
+    start_at_point,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -179,3 +188,119 @@ def test_davis_propagate_interrupted(point, sig, data, tmp_path):
             assert (results / name / mask.name).read_bytes() == mask.read_bytes(), f"{name}/{mask.name} differs"
     assert leftovers(results, ".") == [], "temporary folders left inside --out"
     assert leftovers(tmp_path, ".res") == [], "temporary folders left next to --out"
+
+
+# ------------------------------------------------------------------------------------------ bench run
+@pytest.fixture(scope="module")
+def bench_scene(data, tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("bench-scene")
+    spec = root / "bench.toml"
+    spec.write_text(
+        '[run]\ndevice = "cpu"\n[[backbone]]\nweights = "default"\n[[backbone]]\narch = "resnet18"\n'
+        f'weights = "random:0"\n[benchmark.davis]\nroot = "{data.davis}"\n'
+        f'[benchmark.voc]\nroot = "{data.voc}"\nsize = 64\n'
+    )
+    reference = root / "reference"
+    outcome = run_inprocess(["bench", "run", spec, "--out", reference, "--json"])
+    assert outcome.exit_code == 0, outcome
+    return {"spec": spec, "reference": reference}
+
+
+# cells committed when the run is killed at each point; Ctrl-C lets the commit under way finish first
+BENCH_COMMITTED = {"davis-sequence-committing": 0, "second-cell-committing": 1, "last-cell-committing": 3}
+
+
+def cell_records(out: Path) -> dict[Path, bytes]:
+    return {path.relative_to(out): path.read_bytes() for path in (out / "cells").rglob("cell.json")}
+
+
+@pytest.mark.parametrize("sig", SIGNALS)
+@pytest.mark.parametrize("point", list(BENCH_POINTS))
+def test_bench_run_interrupted(point, sig, bench_scene, tmp_path):
+    from dense_retrieval.bench.folder import read_cell
+
+    reference, out = bench_scene["reference"], tmp_path / "bench"
+    args = ["bench", "run", bench_scene["spec"], "--out", out, "--json"]
+    process, hit = start_at_point(args, BENCH_POINTS[point], sig, tmp_path)
+    outcome = finish_child(process)
+    assert hit.exists(), f"the run never reached {point}: {outcome!r}"
+    check_reported(outcome, sig, "old")
+    committed = cell_records(out)
+    expected = cell_records(reference)
+    assert len(committed) == BENCH_COMMITTED[point] + (sig == "INT" and point != "davis-sequence-committing")
+    for name in committed:  # every committed cell is whole: its record reads, its number is the uninterrupted one
+        record, wanted = read_cell((out / name).parent), json.loads(expected[name])
+        assert record["status"] == "done" and record["headline"] == wanted["headline"], name
+    rerun = run_inprocess(args)
+    assert rerun.exit_code == 0, rerun
+    finished = cell_records(out)
+    assert all(finished[name] == data for name, data in committed.items()), "a committed cell was recomputed"
+    assert sorted(finished) == sorted(expected)
+    for name in ("table.csv", "details.csv"):
+        assert (out / "report" / name).read_bytes() == (reference / "report" / name).read_bytes(), name
+    for mask in sorted(reference.rglob("*.png")):
+        if "report" not in mask.parts:
+            assert (out / mask.relative_to(reference)).read_bytes() == mask.read_bytes(), mask
+    assert not list(out.rglob(".*")), "temporary files or rank commits left in the bench folder"
+    assert leftovers(tmp_path, ".bench") == [], "temporary folders left next to --out"
+
+
+# ------------------------------------------------------------------------------------------ jhmdb / vip propagate
+def check_interrupted(outcome, sig: str) -> None:
+    if sig == "KILL":
+        assert outcome.exit_code == KILLED, outcome
+    else:
+        lines = error_lines(outcome)
+        assert outcome.exit_code == INTERRUPTED and outcome.stdout == "", outcome
+        assert len(lines) == 1 and "interrupted" in lines[0], outcome
+
+
+def same_joints(a: Path, b: Path) -> bool:
+    """Two joints.json files hold the same predictions (to their stored 3 decimals)."""
+    import numpy as np
+
+    first, second = (json.loads(p.read_text())["joints"] for p in (a, b))
+    as_array = [np.array([[p if p is not None else [np.nan, np.nan] for p in f] for f in j]) for j in (first, second)]
+    return as_array[0].shape == as_array[1].shape and np.allclose(*as_array, atol=2e-3, equal_nan=True)
+
+
+@pytest.mark.parametrize("sig", SIGNALS)
+@pytest.mark.parametrize("point", list(JHMDB_POINTS))
+def test_jhmdb_propagate_interrupted(point, sig, data, tmp_path):
+    results = tmp_path / "res"
+    args = ["jhmdb", "propagate", "--jhmdb-root", data.jhmdb, "--out", results]
+    process, hit = start_at_point(args, JHMDB_POINTS[point], sig, tmp_path)
+    outcome = finish_child(process)
+    assert hit.exists(), f"the run never reached {point}: {outcome!r}"
+    check_interrupted(outcome, sig)
+    record = results / "propagation.json"
+    listed = json.loads(record.read_text())["sequences"] if record.exists() else {}
+    for name in listed:  # every video the record lists is complete
+        assert same_joints(results / name / "joints.json", data.jhmdb_results / name / "joints.json")
+    rerun = run_inprocess(args)
+    assert rerun.exit_code == 0, rerun
+    expected = json.loads((data.jhmdb_results / "propagation.json").read_text())["sequences"]
+    assert sorted(json.loads(record.read_text())["sequences"]) == sorted(expected)
+    for name in expected:
+        assert same_joints(results / name / "joints.json", data.jhmdb_results / name / "joints.json"), name
+    assert leftovers(results, ".") == [], "temporary folders left inside --out"
+    assert leftovers(tmp_path, ".res") == [], "temporary folders left next to --out"
+
+
+@pytest.mark.parametrize("sig", SIGNALS)
+@pytest.mark.parametrize("point", list(VIP_POINTS))
+def test_vip_propagate_interrupted(point, sig, data, tmp_path):
+    results = tmp_path / "res"
+    args = ["vip", "propagate", "--vip-root", data.vip, "--out", results]
+    process, hit = start_at_point(args, VIP_POINTS[point], sig, tmp_path)
+    outcome = finish_child(process)
+    assert hit.exists(), f"the run never reached {point}: {outcome!r}"
+    check_interrupted(outcome, sig)
+    rerun = run_inprocess(args)
+    assert rerun.exit_code == 0, rerun
+    for name in ("videos1", "videos2"):
+        masks = sorted(p.name for p in (data.vip_results / name).glob("*.png"))
+        assert sorted(p.name for p in (results / name).glob("*.png")) == masks
+        for mask in masks:
+            assert (results / name / mask).read_bytes() == (data.vip_results / name / mask).read_bytes(), mask
+    assert leftovers(results, ".") == [] and leftovers(tmp_path, ".res") == []

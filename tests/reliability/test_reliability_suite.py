@@ -11,6 +11,8 @@ from __future__ import annotations
 import pytest
 
 from tests.reliability import (
+    cases_bench,
+    cases_benchmarks,
     cases_davis,
     cases_features,
     cases_index,
@@ -28,9 +30,11 @@ ALL_CASES = [
     *cases_scale.CASES,
     *cases_query.CASES,
     *cases_davis.CASES,
+    *cases_benchmarks.CASES,
     *cases_video.CASES,
     *cases_other.CASES,
     *cases_pretrain.CASES,
+    *cases_bench.CASES,
 ]
 MINIMUM_CASES = 150
 

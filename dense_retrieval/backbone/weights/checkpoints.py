@@ -50,6 +50,7 @@ from ...errors import CheckpointError, InputError
 from ..specs import ARCHITECTURE_NAMES, ARCHITECTURES
 from .download import file_digests, read_recorded_sha256
 from .registry import REGISTRY, find_by_digest
+from .reuse import remembered
 
 _WRAPPER_KEYS = ("state_dict", "model")
 _NAMED_LAYOUTS = ("moco", "mocov3")  # reported as such even inside a {'state_dict': ...} wrapper
@@ -95,6 +96,10 @@ def load_checkpoint(path: str | os.PathLike, architecture: str | None = None) ->
     if architecture is not None:
         _check_architecture(architecture)
     path = Path(path)
+    return remembered(path, lambda: _load(path))
+
+
+def _load(path: Path) -> LoadedCheckpoint:
     payload = _torch_load(path)
     state_dict, checkpoint_format, dropped = _extract(payload, path)
     _check_finite(state_dict, path)
