@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from dense_retrieval.data.images import read_image
 from dense_retrieval.data.synth import make_synthetic_davis
 from tests.conftest import PROJECT_ROOT
 from tests.pretrain_helpers import TINY_RECIPE, write_photos
@@ -83,6 +84,8 @@ def test_a_run_writes_config_log_checkpoints_and_summary(trained):
     assert payload["epoch"] == 2 and payload["arch"] == "resnet18"
     assert payload["pretrain"]["step"] == 4 and payload["pretrain"]["step_in_epoch"] == 0
     assert {"module.queue", "module.queue_ptr", "module.queue_backbone"} <= set(payload["state_dict"])
+    chart = read_image(run / "training.png")  # loss, accuracy and the J&F panel: three panels side by side
+    assert chart.shape[1] > 2.5 * chart.shape[0] and not list(run.glob(".training.png*"))
 
 
 @pytest.mark.slow
@@ -259,7 +262,9 @@ def test_overwrite_replaces_only_the_previous_run(trained, photos, tmp_path, run
     assert (run / "checkpoint_epoch0001.pth.tar").is_file() and (run / "eval").is_dir()
     r = run_cli("pretrain", photos, "--out", run, *TINY_RECIPE, "--workers", "0", "--max-steps", "1", "--overwrite")
     assert r.exit_code == 0, r
-    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pth.tar", "config.json", "log.jsonl", "summary.json"]
+    assert sorted(p.name for p in run.iterdir()) == [
+        "checkpoint.pth.tar", "config.json", "log.jsonl", "summary.json",
+    ]  # fmt: skip  (no training.png: one step ends no epoch, so there is no curve to draw)
     assert len((run / "log.jsonl").read_text().splitlines()) == 1
 
 

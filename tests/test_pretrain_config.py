@@ -20,8 +20,9 @@ def test_ours_is_the_papers_recipe():
     assert (crops.small_crops, crops.small_size, crops.small_scale) == (4, 96, (0.05, 0.14))
     assert crops.constrained and crops.min_overlap == 0.1 and crops.tries == 10 and crops.key_index == 1
     assert OURS.auto_augment_crops == (0, 2, 3, 4, 5)
-    assert (OURS.nn_topk, OURS.nn_weight, OURS.temperature, OURS.key_momentum) == (20, 0.4, 0.2, 0.995)
-    assert (OURS.lr, OURS.batch_size, OURS.queue_size, OURS.arch, OURS.dim) == (0.3, 256, 65536, "resnet50", 128)
+    assert (OURS.recipe_nn_topk, OURS.nn_weight, OURS.temperature, OURS.key_momentum) == (20, 0.4, 0.2, 0.995)
+    assert (OURS.lr, OURS.batch_size, OURS.recipe_queue_size, OURS.arch, OURS.dim) == (0.3, 256, 65536, "resnet50", 128)
+    assert OURS.queue_size == OURS.nn_topk == "auto"
     assert OURS.queries_per_sample == 5 and OURS.scaled_lr() == 0.3
 
 
@@ -52,7 +53,11 @@ def test_batch_norm_groups_and_world_size():
         {"arch": "vit"},
         {"auto_augment_crops": (6,)},
         {"queue_size": 0},
+        {"queue_size": "big"},
+        {"queue_size": 2.5},
+        {"nn_topk": "most"},
         {"nn_topk": 30, "queue_size": 20},
+        {"recipe_nn_topk": 30, "recipe_queue_size": 20},
         {"key_momentum": 1.0},
         {"temperature": 0.0},
         {"nn_weight": -1.0},

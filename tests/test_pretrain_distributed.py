@@ -100,13 +100,17 @@ def test_torchrun_runs_the_pretrain_command(tmp_path):
     run = tmp_path / "run"
     proc = _torchrun(
         "-m", "dense_retrieval", "pretrain", str(tmp_path / "photos"), "--out", str(run), *TINY_RECIPE,
-        "--epochs", "2", "--max-steps", "3", "--workers", "0", "--json",
+        "--epochs", "2", "--max-steps", "3", "--workers", "0", "--json", "--queue-size", "auto", "--nn-topk", "auto",
     )  # fmt: skip
     summary = json.loads(proc.stdout)  # one JSON document: rank 0 prints, rank 1 stays silent
     assert summary["world_size"] == WORLD and summary["steps_done"] == 3 and summary["epochs_done"] == 1
     steps = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert [entry["step"] for entry in steps if entry["event"] == "step"] == [1, 2, 3]
-    assert json.loads((run / "config.json").read_text())["bn_splits_per_process"] == 1
+    record = json.loads((run / "config.json").read_text())
+    assert record["bn_splits_per_process"] == 1
+    # auto sizes the queue in GLOBAL batches (8 keys a step from both ranks), not in per-rank batches of 4
+    assert record["sizing"]["global_batch"] == 8 and record["config"]["queue_size"] % 8 == 0
     payload = torch.load(run / "checkpoint.pth.tar", weights_only=True)
+    assert payload["state_dict"]["module.queue"].shape[1] == record["config"]["queue_size"]
     assert payload["pretrain"]["world_size"] == WORLD and payload["pretrain"]["step"] == 3
     assert load_checkpoint(run / "checkpoint.pth.tar", "resnet18").checkpoint_format == "moco"

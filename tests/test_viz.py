@@ -3,7 +3,13 @@ import pytest
 import torch
 
 from dense_retrieval.data.masks import DAVIS_PALETTE
-from dense_retrieval.viz.charts import class_iou_chart, figure_to_rgb, frame_scores_chart, jf_bar_chart
+from dense_retrieval.viz.charts import (
+    class_iou_chart,
+    figure_to_rgb,
+    frame_scores_chart,
+    jf_bar_chart,
+    training_chart,
+)
 from dense_retrieval.viz.layout import caption, captioned_row, hstack, resize_to_height, tile
 from dense_retrieval.viz.overlay import dim_outside, label_boundaries, masks_to_labels, outline_mask, overlay_labels
 from dense_retrieval.viz.pca import feature_pca_rgb
@@ -140,3 +146,17 @@ def test_strip_thumbnails_draw_the_masks_where_they_are():
     assert strip.shape == (2 * 48 + 4, 4 * 45 + 3 * 4, 3)
     assert (strip[52:, 49:] == 255).all()  # the second row holds one thumbnail, the rest is background
     assert label_strip([small] * 6, columns=3).shape == (2 * 48 + 4, 3 * 45 + 2 * 4, 3)
+
+
+def test_training_chart_draws_the_losses_accuracy_and_jf_against_the_epoch():
+    epochs = [
+        {"epoch_done": e, "loss": 5 - e / 10, "info_nce": 5 - e / 10, "nn_loss": 0.0, "accuracy": 2.0 * e}
+        for e in range(1, 31)
+    ]
+    evaluations = [{"epoch_done": 10, "J&F": 0.2}, {"epoch_done": 30, "J&F": 0.6}]
+    with_jf = figure_to_rgb(training_chart(epochs, evaluations, queue_size=64))
+    without = figure_to_rgb(training_chart(epochs, queue_size=64))
+    assert with_jf.shape[1] > without.shape[1] * 1.3  # a third panel for J&F
+    assert _colour_pixels(with_jf, "#55a868").sum() > 100  # the accuracy line
+    red = _colour_pixels(with_jf, "#c44e52")
+    assert red.sum() > 50 and np.nonzero(red)[1].min() > 2 * with_jf.shape[1] // 3  # J&F in the third panel

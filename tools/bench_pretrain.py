@@ -42,6 +42,7 @@ from torch.utils.data import DataLoader  # noqa: E402
 from dense_retrieval.distributed import DistEnv  # noqa: E402
 from dense_retrieval.pretrain.config import DEFAULT_WORKERS, get_preset  # noqa: E402
 from dense_retrieval.pretrain.dataset import EpochSampler, MultiCropDataset  # noqa: E402
+from dense_retrieval.pretrain.sizing import size_for_data  # noqa: E402
 from dense_retrieval.pretrain.source import scan_sources  # noqa: E402
 from dense_retrieval.pretrain.step import build_training_model, forward_backward, step_seed  # noqa: E402
 
@@ -161,6 +162,7 @@ def main() -> None:
         config = replace(config, batch_size=args.batch_size, queue_size=max(config.batch_size, args.batch_size) * 8)
     data = _data(args.data)
     source = scan_sources(data)
+    config, _ = size_for_data(config, len(source))  # the queue and neighbour count a run on this data gets
     inputs = _announce(data, source)
     dataset = MultiCropDataset(source, config)
     prepared = [next(iter(_loader(dataset, config.batch_size, 0, epoch=e))) for e in range(2)]

@@ -9,9 +9,9 @@ from typing import Annotated
 
 import typer
 
-from ..pretrain.config import ARCHITECTURES, PRESETS, RunOptions
+from ..pretrain.config import ARCHITECTURES, AUTO, PRESETS, RunOptions
 from . import groups
-from .common import DeviceOption, JsonOption, info, print_json, start_output
+from .common import DeviceOption, JsonOption, info, note, print_json, start_output
 
 PRESET_CHOICES = tuple(PRESETS)
 _DEFAULTS = RunOptions(out=Path("."))
@@ -24,7 +24,8 @@ DATA: image files, folders of images (walked recursively; frame folders are fold
 files (every --frame-step-th frame) and DAVIS roots (their JPEGImages/480p frames). Unreadable files are
 skipped and counted.
 
-RUN (--out) receives config.json, log.jsonl (one JSON line per step: loss, InfoNCE accuracy, NN loss, lr,
+RUN (--out) receives config.json, training.png (loss, InfoNCE accuracy and --eval-davis J&F against the
+epoch, redrawn as the run goes), log.jsonl (one JSON line per step: loss, InfoNCE accuracy, NN loss, lr,
 images/s; one per epoch; one per DAVIS evaluation), checkpoint.pth.tar (the paper's MoCo layout, written
 atomically every epoch and every --checkpoint-every steps) and summary.json. The checkpoint works as is
 with `davis propagate --checkpoint`, `index build --checkpoint` and `checkpoints inspect`. A killed run
@@ -33,7 +34,14 @@ continues exactly where its last checkpoint left it with --resume.
 Presets: ours (the paper: ResNet-50, 2x160 + 4x96 px crops, constrained, AutoAugment on every crop but
 the key, NN loss top-20 x 0.4, T 0.2, m 0.995, K 65536, lr 0.3 per 256 images, cosine, 800 epochs);
 moco-v2 (the paper's MoCo baseline: two 224 px crops, m 0.999); ours-cpu and moco-v2-cpu (the same
-shapes at 64/32 px on ResNet-18 with a 2048-key queue, for CPUs; README figures).
+shapes at 64/32 px on ResNet-18 with K 2048, for CPUs; README figures).
+
+Queue and neighbours sized to the data (--queue-size auto, --nn-topk auto: every preset's default): a
+queue not smaller than the data holds each image's own earlier keys as negatives and the run fails, so
+the queue holds at most the paper's share of the images (65536 keys for COCO's 118287: 0.554), in whole
+global batches, at least one, at most the preset's K; the NN loss takes the preset's share of that queue
+(ours: 20 of 65536), at least 1 neighbour. The choice is printed at the start and recorded in
+RUN/config.json ("sizing"); a number given wins (with a warning when the queue is not below the images).
 
 Several processes: launch with torchrun (gloo on CPU, NCCL on GPUs); --batch-size is the global batch,
 keys of every process fill one global queue, batch norm of the keys is shuffled across processes. In a
@@ -72,10 +80,28 @@ def pretrain(
     lr: Annotated[
         float | None, typer.Option("--lr", help="Learning rate per 256 images.", rich_help_panel=_RECIPE)
     ] = None,
-    queue_size: Annotated[int | None, typer.Option("--queue-size", min=1, rich_help_panel=_RECIPE)] = None,
+    queue_size: Annotated[
+        str | None,
+        typer.Option(
+            "--queue-size",
+            metavar="N|auto",
+            help="Keys in the queue. auto (every preset): whole global batches up to 0.554 x the image count "
+            "(the paper's 65536 keys for COCO's 118287 images), at least one batch, at most the preset's K.",
+            rich_help_panel=_RECIPE,
+        ),
+    ] = None,
     key_momentum: Annotated[float | None, typer.Option("--key-momentum", rich_help_panel=_RECIPE)] = None,
     temperature: Annotated[float | None, typer.Option("--temperature", rich_help_panel=_RECIPE)] = None,
-    nn_topk: Annotated[int | None, typer.Option("--nn-topk", min=1, rich_help_panel=_RECIPE)] = None,
+    nn_topk: Annotated[
+        str | None,
+        typer.Option(
+            "--nn-topk",
+            metavar="N|auto",
+            help="Neighbours taken as positives by the NN loss. auto (every preset): the preset's share of the "
+            "queue (20 of 65536), at least 1.",
+            rich_help_panel=_RECIPE,
+        ),
+    ] = None,
     nn_weight: Annotated[
         float | None, typer.Option("--nn-weight", help="0 switches the NN loss off.", rich_help_panel=_RECIPE)
     ] = None,
@@ -145,10 +171,10 @@ def pretrain(
         "epochs": epochs,
         "batch_size": batch_size,
         "lr": lr,
-        "queue_size": queue_size,
+        "queue_size": _auto_or_count(queue_size, "--queue-size"),
         "key_momentum": key_momentum,
         "temperature": temperature,
-        "nn_topk": nn_topk,
+        "nn_topk": _auto_or_count(nn_topk, "--nn-topk"),
         "nn_weight": nn_weight,
         "nn_warmup_epochs": nn_warmup_epochs,
         "bn_splits": bn_splits,
@@ -173,7 +199,7 @@ def pretrain(
         frame_step=frame_step,
         preset=preset,
     )
-    summary = run_pretraining(list(data), config, options, log=info)
+    summary = run_pretraining(list(data), config, options, log=info, note=note)
     if int(os.environ.get("RANK", "0")) != 0:
         return
     if json_output:
@@ -185,3 +211,16 @@ def pretrain(
         f"{last.get('loss', float('nan')):.4f}; checkpoint {summary['checkpoint']} "
         f"(use: dense-retrieval davis propagate --checkpoint {summary['checkpoint']} ...)"
     )
+
+
+def _auto_or_count(value: str | None, option: str) -> int | str | None:
+    """``auto``, a whole number >= 1, or None (the preset's value); anything else is a usage error."""
+    if value is None or value == AUTO:
+        return value
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise typer.BadParameter(f"{value!r} is neither {AUTO!r} nor a whole number of at least 1", param_hint=option)
+    return number

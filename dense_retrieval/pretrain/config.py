@@ -20,6 +20,9 @@ from pathlib import Path
 from ..backbone.specs import ARCHITECTURES as _SPECS
 from ..errors import InputError
 
+AUTO = "auto"
+"""The value of ``queue_size`` / ``nn_topk`` that sizes them to the data (:mod:`.sizing`), every preset's default."""
+
 ARCHITECTURES = tuple(name for name, spec in _SPECS.items() if not spec.is_vit)
 """The networks MoCo pretraining supports: every CNN of the architecture table (ViTs are not MoCo v2 encoders)."""
 
@@ -101,10 +104,16 @@ class PretrainConfig:
             (ImageNet policy)] and the MoCo v2 augmentations; the others get MoCo v2's only. The paper:
             every crop but the key, (0, 2, 3, 4, 5).
         dim: projection dimension (128).
-        queue_size: K, keys kept as negatives (65536). Any size works (the pointer wraps around).
+        queue_size: K, keys kept as negatives, or "auto" (every preset's default): ``recipe_queue_size``
+            when the data are large enough, else a share of the image count in whole global batches
+            (:mod:`.sizing`; decided when the run has counted its images). Any number works (the pointer
+            wraps around).
+        recipe_queue_size: the recipe's K on data large enough (the paper: 65536 for COCO's 118k images).
         key_momentum: m of the key encoder's moving average (paper 0.995, MoCo v2 0.999).
         temperature: T of both losses (0.2).
-        nn_topk: neighbours taken from the pooled-backbone queue as positives of the NN loss (20).
+        nn_topk: neighbours taken from the pooled-backbone queue as positives of the NN loss, or "auto"
+            (every preset's default): the recipe's share of the queue, at least a floor (:mod:`.sizing`).
+        recipe_nn_topk: the recipe's neighbour count at ``recipe_queue_size`` (the paper: 20).
         nn_weight: weight of the NN loss in the total (0.4); 0 switches it off.
         nn_warmup_epochs: the NN loss counts only from this epoch on (the later ``*_warmup`` scripts
             use 20; the published "Ours" numbers use 0).
@@ -126,10 +135,12 @@ class PretrainConfig:
     crops: MultiCropConfig = field(default_factory=MultiCropConfig)
     auto_augment_crops: tuple[int, ...] = (0, 2, 3, 4, 5)
     dim: int = 128
-    queue_size: int = 65536
+    queue_size: int | str = AUTO
+    recipe_queue_size: int = 65536
     key_momentum: float = 0.995
     temperature: float = 0.2
-    nn_topk: int = 20
+    nn_topk: int | str = AUTO
+    recipe_nn_topk: int = 20
     nn_weight: float = 0.4
     nn_warmup_epochs: int = 0
     epochs: int = 800
@@ -150,12 +161,22 @@ class PretrainConfig:
                 f"auto_augment_crops {bad} are not crops of this recipe (crops 0..{self.crops.total - 1})",
                 hint=f"crop {self.crops.key_index} is the key; the paper augments all others",
             )
-        positive = ("dim", "queue_size", "epochs", "batch_size", "lr_reference_batch", "nn_topk")
+        for name in ("queue_size", "nn_topk"):
+            value = getattr(self, name)
+            if value != AUTO and (isinstance(value, bool) or not isinstance(value, int)):
+                raise InputError(f"{name} must be a whole number or {AUTO!r}, got {value!r}")
+        positive = ("dim", "epochs", "batch_size", "lr_reference_batch", "recipe_queue_size", "recipe_nn_topk")
+        positive += tuple(name for name in ("queue_size", "nn_topk") if getattr(self, name) != AUTO)
         for name in positive:
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.nn_weight > 0 and self.nn_topk > self.queue_size:
-            raise InputError(f"nn_topk {self.nn_topk} exceeds the queue size {self.queue_size}")
+        if self.recipe_nn_topk > self.recipe_queue_size:
+            raise InputError(f"recipe_nn_topk {self.recipe_nn_topk} exceeds recipe_queue_size {self.recipe_queue_size}")
+        if self.is_sized and self.nn_weight > 0 and self.nn_topk > self.queue_size:
+            raise InputError(
+                f"nn_topk {self.nn_topk} exceeds the queue size {self.queue_size}",
+                hint="lower --nn-topk or leave it to auto",
+            )
         if not 0 <= self.key_momentum < 1:
             raise InputError(f"key_momentum must lie in [0, 1), got {self.key_momentum}")
         for name in ("temperature", "lr"):
@@ -164,6 +185,11 @@ class PretrainConfig:
         for name in ("nn_weight", "weight_decay", "sgd_momentum", "nn_warmup_epochs", "bn_splits"):
             if getattr(self, name) < 0:
                 raise InputError(f"{name} must not be negative, got {getattr(self, name)}")
+
+    @property
+    def is_sized(self) -> bool:
+        """Whether the queue size and neighbour count are numbers (not ``auto``): what the model needs."""
+        return self.queue_size != AUTO and self.nn_topk != AUTO
 
     @property
     def queries_per_sample(self) -> int:
@@ -261,7 +287,7 @@ OURS_CPU = replace(
     OURS,
     arch="resnet18",
     crops=MultiCropConfig(large_size=64, small_size=32),
-    queue_size=2048,
+    recipe_queue_size=2048,
     key_momentum=0.99,
     epochs=100,
     batch_size=32,

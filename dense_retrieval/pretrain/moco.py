@@ -47,13 +47,16 @@ class MoCo(nn.Module):
     """MoCo v2 with multi-crop queries and the nearest-neighbour loss; see the module docstring.
 
     Args:
-        config: the recipe (architecture, dims, queue size, momentum, temperature, NN loss).
+        config: the recipe (architecture, dims, queue size, momentum, temperature, NN loss), its ``auto``
+            sizes already numbers (:func:`~.sizing.size_for_data`).
         encoder_q: the query encoder (:func:`build_encoder` by default); the key encoder starts as a copy.
         bn_splits: batch-norm groups per process (``config.resolved_bn_splits(world)``).
     """
 
     def __init__(self, config: PretrainConfig, encoder_q: Encoder | None = None, bn_splits: int = 1):
         super().__init__()
+        if not config.is_sized:
+            raise ValueError("size the queue and neighbour count for the data first (pretrain.sizing.size_for_data)")
         self.config = config
         self.bn_splits = bn_splits
         if encoder_q is None:

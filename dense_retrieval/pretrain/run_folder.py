@@ -7,6 +7,8 @@
     RUN/checkpoint.pth.tar     the latest checkpoint (paper layout), replaced atomically
     RUN/checkpoint_epochNNNN.pth.tar   copies kept every --keep-every epochs
     RUN/summary.json           written when the run ends (also its --json output)
+    RUN/training.png           loss, InfoNCE accuracy and DAVIS J&F against the epoch (rewritten atomically
+                               at each evaluation, at the end, and at most every 30 s in between)
     RUN/eval/                  the masks and scores of the last --eval-davis evaluation
 
 Output rules (docs/architecture.md, house rule 15): a folder that holds anything else (another
@@ -36,14 +38,17 @@ from .checkpoint import CHECKPOINT_NAME
 CONFIG_NAME = "config.json"
 LOG_NAME = "log.jsonl"
 SUMMARY_NAME = "summary.json"
+CHART_NAME = "training.png"
 EVAL_NAME = "eval"
 # every entry a run folder may hold: its files, kept copies, the evaluation folder, temporary siblings
 _OWN = re.compile(
-    r"^(config\.json|log\.jsonl|summary\.json|checkpoint\.pth\.tar|checkpoint_epoch\d{4,}\.pth\.tar|eval"
-    r"|\.(config\.json|log\.jsonl|summary\.json|checkpoint\.pth\.tar|eval)\.\d+\.[a-z0-9_]+\.(tmp|old)(\.\w+)*)$"
+    r"^(config\.json|log\.jsonl|summary\.json|training\.png|checkpoint\.pth\.tar|checkpoint_epoch\d{4,}\.pth\.tar|eval"
+    r"|\.(config\.json|log\.jsonl|summary\.json|training\.png|checkpoint\.pth\.tar|eval)\.\d+\.[a-z0-9_]+\.(tmp|old)"
+    r"(\.\w+)*)$"
 )
 # what may differ between a run and its resumption (everything else must match)
-_RESUMABLE_DIFFERENCES = ("data", "started", "options")
+# ("sizing" says how the queue and neighbour count were chosen; the numbers themselves are in "config")
+_RESUMABLE_DIFFERENCES = ("data", "started", "options", "sizing")
 
 
 class RunFolder:
@@ -146,6 +151,19 @@ class RunFolder:
     def write_summary(self, summary: dict) -> None:
         write_json(self.path / SUMMARY_NAME, summary)
 
+    def write_chart(self, queue_size: int, title: str) -> None:
+        """Draw the log's epochs and evaluations into training.png (atomic)."""
+        from ..data.images import write_image
+        from ..viz.charts import figure_to_rgb, training_chart
+
+        entries = self.read_log()
+        epochs = [entry for entry in entries if entry.get("event") == "epoch"]
+        evaluations = [entry for entry in entries if entry.get("event") == "eval"]
+        if epochs:
+            figure = training_chart(epochs, evaluations, queue_size, title)
+            write_image(self.path / CHART_NAME, figure_to_rgb(figure))
+
+
     def is_run(self) -> bool:
         """True when the folder holds a pretraining run's config.json (read-only check)."""
         return (self.path / CONFIG_NAME).is_file() and _read_record(self.path / CONFIG_NAME) is not None
@@ -174,6 +192,32 @@ class RunFolder:
         ):
             kept[epochs] = self.checkpoint
         return sorted(kept.items())
+
+
+class EpochMeters:
+    """Running means of the logged step metrics over one epoch (the log's epoch entry)."""
+
+    def __init__(self):
+        self.sums: dict[str, float] = {}
+        self.count = 0
+
+    def add(self, metrics: dict) -> None:
+        self.count += 1
+        for key in ("loss", "info_nce", "nn_loss", "accuracy", "images_per_s", "lr"):
+            self.sums[key] = self.sums.get(key, 0.0) + float(metrics[key])
+        for key in ("fallbacks", "unreadable"):
+            self.sums[key] = self.sums.get(key, 0) + metrics[key]
+
+    def means(self) -> dict:
+        count = max(self.count, 1)
+        means = {
+            key: round(value / count, 5) for key, value in self.sums.items() if key not in ("fallbacks", "unreadable")
+        }
+        return {
+            **means,
+            "fallbacks": int(self.sums.get("fallbacks", 0)),
+            "unreadable": int(self.sums.get("unreadable", 0)),
+        }
 
 
 _KEPT = re.compile(r"checkpoint_epoch(\d{4,})\.pth\.tar")

@@ -21,6 +21,7 @@ kept copy) is one commit section: Ctrl-C waits for it, then stops the run with t
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 import sys
@@ -41,17 +42,27 @@ from . import shuffle_bn
 from .checkpoint import build_payload, load_training_checkpoint, model_state, restore_rng_state, save_checkpoint
 from .config import PretrainConfig, RunOptions
 from .dataset import EpochSampler, MultiCropDataset
-from .run_folder import RunFolder
+from .run_folder import EpochMeters, RunFolder
+from .sizing import describe, queue_warning, size_for_data
 from .source import scan_sources
 from .step import build_training_model, cosine_lr, forward_backward, step_seed
 
+CHART_EVERY_S = 30.0
+"""Between evaluations, RUN/training.png is redrawn at an epoch's end at most this often (seconds)."""
+
 
 def run_pretraining(
-    data: list[str | os.PathLike], config: PretrainConfig, options: RunOptions, log: Callable[[str], None] | None = None
+    data: list[str | os.PathLike],
+    config: PretrainConfig,
+    options: RunOptions,
+    log: Callable[[str], None] | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> dict:
     """Pretrain on ``data`` into ``options.out``; returns the run summary (also RUN/summary.json).
 
-    Call it in every process of a torchrun job (or once without torchrun).
+    Call it in every process of a torchrun job (or once without torchrun). ``log`` receives progress
+    lines (epochs, evaluations), ``note`` the lines every run shows (the queue and neighbour count chosen);
+    only the main process calls either.
 
     Raises:
         InputError: bad data, settings that do not fit the world size, an occupied run folder ...
@@ -60,7 +71,7 @@ def run_pretraining(
     env = init_distributed(options.device)
     with contextlib.ExitStack() as held:
         try:
-            return _Run(data, config, options, env, log or (lambda _line: None), held).run()
+            return _Run(data, config, options, env, log or (lambda _line: None), held, note).run()
         finally:
             distributed.shutdown()
 
@@ -85,9 +96,11 @@ class _Run:
         env: DistEnv,
         log: Callable[[str], None],
         held: contextlib.ExitStack,
+        note: Callable[[str], None] | None = None,
     ):
         self.config, self.options, self.env = config, options, env
         self.log = log if env.is_main else (lambda _line: None)
+        self.note = (note or log) if env.is_main else (lambda _line: None)
         check_output(options.out, run_inputs(data, config, options), kind="dir")
         config.check_world(env.world_size)
         if options.eval_davis is not None:
@@ -100,13 +113,10 @@ class _Run:
                 f"the data holds {len(self.source)} image(s), fewer than one batch of {config.batch_size}",
                 hint="add images or lower --batch-size",
             )
+        self.config, self.sizing = size_for_data(config, len(self.source))  # --queue-size / --nn-topk auto
+        config = self.config
         if config.queue_size >= len(self.source):
-            warnings.warn(
-                f"the queue ({config.queue_size} keys) is not smaller than the data ({len(self.source)} images): "
-                "it holds earlier keys of the very image a query comes from, as negatives; pass a --queue-size "
-                "below the image count (on 77 images, 64 instead of 2048 lifted davis J&F from 0.57 to 0.73)",
-                stacklevel=2,
-            )
+            warnings.warn(queue_warning(config, len(self.source), self.sizing), stacklevel=2)
         self.folder = RunFolder(options.out)
         record = {
             "config": config.to_dict(),
@@ -114,6 +124,7 @@ class _Run:
             "world_size": env.world_size,
             "bn_splits_per_process": self.bn_splits,
             "images": len(self.source),
+            "sizing": self.sizing,
             "data": {"inputs": [str(Path(p)) for p in data], **self.source.describe()},
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
@@ -126,7 +137,7 @@ class _Run:
             self.folder.create(record, resuming)
         distributed.barrier()
         self.epoch = self.step_in_epoch = self.global_step = 0
-        self.resumed_meters: _Meters | None = None
+        self.resumed_meters: EpochMeters | None = None
         if resuming:
             self._resume()
         self.dataset = MultiCropDataset(self.source, config)
@@ -142,6 +153,7 @@ class _Run:
             pin_memory=env.device.type == "cuda",
         )
         self.evaluations: list[dict] = []
+        self.charted = -math.inf
 
     def _build_model(self) -> None:
         built = build_training_model(
@@ -161,7 +173,7 @@ class _Run:
         restore_rng_state(extra["rng"])
         if self.env.is_main:
             self.folder.truncate_log(self.global_step, self.epoch)
-            self.resumed_meters = _Meters()
+            self.resumed_meters = EpochMeters()
             for entry in self.folder.read_log():
                 if entry.get("event") == "step" and entry.get("epoch") == self.epoch:
                     self.resumed_meters.add(entry)
@@ -176,11 +188,12 @@ class _Run:
             f"{self.local_batch} images, {self.steps_per_epoch} steps/epoch, {config.epochs} epochs, "
             f"on {self.env.device}"
         )
+        self.note(f"pretrain: {describe(self.sizing)}")
         while self.epoch < config.epochs and not stopped:
             for group in self.optimizer.param_groups:
                 group["lr"] = cosine_lr(config, self.epoch)
             self.sampler.set_epoch(self.epoch, skip=self.step_in_epoch * self.local_batch)
-            meters, self.resumed_meters = self.resumed_meters or _Meters(), None
+            meters, self.resumed_meters = self.resumed_meters or EpochMeters(), None
             bar = self._bar()
             tick = time.perf_counter()
             for batch in self.loader:
@@ -206,6 +219,7 @@ class _Run:
                 bar.close()
             if self.step_in_epoch == self.steps_per_epoch:
                 self._end_epoch(meters)
+        self._chart(force=True)
         return self._summary(time.perf_counter() - start, images, stopped)
 
     def _step(self, batch: dict) -> dict:
@@ -255,7 +269,7 @@ class _Run:
             "unreadable": int(counts[1]),
         }
 
-    def _end_epoch(self, meters: _Meters) -> None:
+    def _end_epoch(self, meters: EpochMeters) -> None:
         options = self.options
         self.epoch += 1
         self.step_in_epoch = 0
@@ -274,6 +288,9 @@ class _Run:
         last = self.epoch == self.config.epochs or self.global_step == options.max_steps
         if options.eval_davis is not None and (self.epoch % max(options.eval_every, 1) == 0 or last):
             self._evaluate(path)
+            self._chart(force=True)
+        else:
+            self._chart()
 
     def _evaluate(self, checkpoint: Path) -> None:
         from .evaluation import evaluate_checkpoint_on_davis
@@ -294,6 +311,17 @@ class _Run:
             self.folder.append_log(entry)
             self.log(f"epoch {self.epoch}: DAVIS {options.eval_year} {options.eval_set} J&F {scores['J&F']:.3f}")
         distributed.barrier()
+
+    def _chart(self, force: bool = False) -> None:
+        """Redraw RUN/training.png (main process): when ``force``d, else at most every ``CHART_EVERY_S``."""
+        now = time.monotonic()
+        if not self.env.is_main or (not force and now - self.charted < CHART_EVERY_S):
+            return
+        config = self.config
+        nn = f"NN top-{config.nn_topk} x {config.nn_weight:g}" if config.nn_weight else "no NN loss"
+        title = f"{self.options.preset or config.arch}: {len(self.source)} images, K = {config.queue_size}, {nn}"
+        self.folder.write_chart(config.queue_size, title)
+        self.charted = now
 
     def _save(self, keep_as: Path | None = None) -> Path:
         """Write the checkpoint (and its kept copy ``keep_as``) as one commit section (main process)."""
@@ -355,32 +383,6 @@ class _Run:
         if self.env.is_main:
             self.folder.write_summary(summary)
         return summary
-
-
-class _Meters:
-    """Running means of the logged step metrics over one epoch."""
-
-    def __init__(self):
-        self.sums: dict[str, float] = {}
-        self.count = 0
-
-    def add(self, metrics: dict) -> None:
-        self.count += 1
-        for key in ("loss", "info_nce", "nn_loss", "accuracy", "images_per_s", "lr"):
-            self.sums[key] = self.sums.get(key, 0.0) + float(metrics[key])
-        for key in ("fallbacks", "unreadable"):
-            self.sums[key] = self.sums.get(key, 0) + metrics[key]
-
-    def means(self) -> dict:
-        count = max(self.count, 1)
-        means = {
-            key: round(value / count, 5) for key, value in self.sums.items() if key not in ("fallbacks", "unreadable")
-        }
-        return {
-            **means,
-            "fallbacks": int(self.sums.get("fallbacks", 0)),
-            "unreadable": int(self.sums.get("unreadable", 0)),
-        }
 
 
 def _due(step: int, every: int) -> bool:

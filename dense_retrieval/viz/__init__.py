@@ -13,6 +13,7 @@ __getattr__, __dir__ = lazy_exports(
         "figure_to_rgb": ".charts",
         "frame_scores_chart": ".charts",
         "jf_bar_chart": ".charts",
+        "training_chart": ".charts",
         "caption": ".layout",
         "captioned_row": ".layout",
         "hstack": ".layout",

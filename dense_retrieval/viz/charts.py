@@ -1,5 +1,5 @@
-"""Charts of results: per-sequence J&F bars, per-class IoU bars, backbones x benchmarks. matplotlib figures (Agg,
-no screen needed)."""
+"""Charts of results: per-sequence J&F bars, per-class IoU bars, backbones x benchmarks, a pretraining run's curves.
+matplotlib figures (Agg, no screen needed)."""
 
 from __future__ import annotations
 
@@ -82,6 +82,57 @@ def frame_scores_chart(
     axes.set_title(title, fontsize=10)
     if per_object:
         axes.legend(fontsize=7, loc="lower left")
+    figure.tight_layout()
+    return figure
+
+
+def training_chart(
+    epochs: Sequence[Mapping[str, float]],
+    evaluations: Sequence[Mapping[str, float]] = (),
+    queue_size: int | None = None,
+    title: str = "Pretraining",
+) -> Figure:
+    """A pretraining run against the epoch: losses, InfoNCE accuracy and (when scored) DAVIS J&F.
+
+    The dotted lines are chance for a queue of ``queue_size`` keys: InfoNCE ``ln(K + 1)`` and accuracy
+    ``100 / (K + 1)`` %. A run that learns stays well below the first and above the second; InfoNCE
+    climbing to chance is the failure of a queue not smaller than the data.
+
+    Args:
+        epochs: the run log's epoch entries (``epoch_done``, ``loss``, ``info_nce``, ``nn_loss``, ``accuracy``).
+        evaluations: its evaluation entries (``epoch_done``, ``J&F``), values in [0, 1].
+        queue_size: K, for the chance lines.
+        title: the chart title.
+    """
+    panels = 3 if evaluations else 2
+    figure = Figure(figsize=(3.4 * panels, 3.0), dpi=100)
+    axes = figure.subplots(1, panels)
+    x = [entry["epoch_done"] for entry in epochs]
+    losses, accuracy = axes[0], axes[1]
+    for key, label, style in (("loss", "total", "-"), ("info_nce", "InfoNCE", "-"), ("nn_loss", "NN", "--")):
+        values = [entry.get(key, np.nan) for entry in epochs]
+        if np.any(np.nan_to_num(values)):
+            losses.plot(x, values, style, linewidth=1.2, label=label)
+    accuracy.plot(x, [entry["accuracy"] for entry in epochs], color="#55a868", linewidth=1.2)
+    if queue_size:
+        losses.axhline(np.log(queue_size + 1), color="grey", linestyle=":", label=f"chance (K={queue_size})")
+        accuracy.axhline(100 / (queue_size + 1), color="grey", linestyle=":", label="chance")
+        accuracy.legend(fontsize=7, loc="lower right")
+    losses.set_title("loss", fontsize=9)
+    losses.legend(fontsize=7, loc="upper right")
+    accuracy.set_title("InfoNCE accuracy (%)", fontsize=9)
+    accuracy.set_ylim(0, 100)
+    if evaluations:
+        scored = axes[2]
+        scored.plot(
+            [e["epoch_done"] for e in evaluations], [e["J&F"] for e in evaluations], marker="o", color="#c44e52"
+        )
+        scored.set_title("DAVIS J&F", fontsize=9)
+        scored.set_ylim(0, 1)
+    for panel in axes:
+        panel.set_xlabel("epoch", fontsize=8)
+        panel.tick_params(labelsize=7)
+    figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     return figure
 
