@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from dense_retrieval.data.synth import make_synthetic_voc
-from tests.test_distributed import _env, _in_process, _torchrun
+from tests.test_distributed import _in_process
+from tests.torchrun_helpers import PROJECT_ROOT, torchrun, torchrun_env
 
 pytestmark = [
     pytest.mark.multiprocess,
@@ -31,10 +32,11 @@ def test_torchrun_memory_and_report_equal_the_single_process_ones(tmp_path):
     make_synthetic_voc(voc, num_train=6, num_val=2, size=64, seed=2, trainaug=True)
     single = _in_process("retrieval", "eval-dense", "--root", str(voc), "--out", str(tmp_path / "one"), *ARGS)
     done = subprocess.run(
-        _torchrun("retrieval", "eval-dense", "--root", str(voc), "--out", str(tmp_path / "two"), *ARGS),
+        torchrun("retrieval", "eval-dense", "--root", str(voc), "--out", str(tmp_path / "two"), *ARGS),
         capture_output=True,
         text=True,
-        env=_env(),
+        env=torchrun_env(),
+        cwd=PROJECT_ROOT,
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]

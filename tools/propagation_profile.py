@@ -87,6 +87,8 @@ def profile_frame(davis_root: str, sequence: str, target: int) -> dict:
     else:
         config = api["FeatureConfig"](l2_normalize=True, batch_size=1, device="cpu")
     extractor = api["FeatureExtractor"](backbone, config)
+    if hasattr(extractor, "fuse_for_video"):  # trees whose frame loop runs the fused CNN: as the command does
+        extractor.fuse_for_video()
     propagator = api["LabelPropagator"](api["CRW"])
     decoder = getattr(getattr(extractor, "preprocessing", None), "decode", None)  # trees with recipes
     read = (lambda path: api["read_image"](path, decoder)) if isinstance(decoder, str) else api["read_image"]

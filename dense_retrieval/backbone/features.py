@@ -80,11 +80,16 @@ class FeatureExtractor:
         self.device = resolve_device(self.config.device)
         # batch-norm folded, channels-last weights: the same features up to float rounding, less work
         self.backbone = backbone.for_inference().to(self.device)
-        # on the CPU a CNN runs as fused oneDNN Graph partitions: the same features, about twice as fast
-        use_graph = graph_applies(self.backbone, self.device, autocast=False)
-        self._network = GraphNetwork(self.backbone) if use_graph else self.backbone
+        self._network: DenseBackbone | GraphNetwork = self.backbone
         self._mean = torch.tensor(self.preprocessing.mean, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(self.preprocessing.std, device=self.device).view(1, 3, 1, 1)
+
+    def fuse_for_video(self) -> None:
+        """Run a CNN on the CPU as fused oneDNN Graph partitions from now on (:mod:`.graph`): the same features
+        to float rounding, about twice as fast where input shapes repeat (the frames of a video), two extra
+        forwards per new shape. No effect on a GPU, under autocast or for a vision transformer."""
+        if self._network is self.backbone and graph_applies(self.backbone, self.device, autocast=False):
+            self._network = GraphNetwork(self.backbone)
 
     @classmethod
     def build(cls, backbone: BackboneConfig, config: FeatureConfig | None = None) -> FeatureExtractor:

@@ -10,6 +10,13 @@ benchmarks/bench_feature_variants.json; there too: ``torch.jit.freeze`` alone 1.
 1.2x after 3 s of compiling). The trace is made at the first call (about 2 s) and holds for other input
 sizes (torch specialises it again, a fraction of a second). Vision transformers are not traced: their
 position table depends on the input size in Python. Any failure to trace leaves the eager network.
+
+TorchScript's profiling executor runs a new input shape unfused first and fused from its second run on; at one
+thread the two differ by float rounding (~1e-11). So that an image's features never depend on what the process
+computed before (torchrun ranks see other images than one process does), every new shape is run twice before
+its result is used: two extra forwards per shape. That pays where shapes repeat (the frames of a video), not on
+a collection of photos of every size, so the extractor runs this way only when asked
+(:meth:`~dense_retrieval.backbone.features.FeatureExtractor.fuse_for_video`).
 """
 
 from __future__ import annotations
@@ -35,14 +42,21 @@ class GraphNetwork:
         self.network = network
         self._traced: torch.jit.ScriptModule | None = None
         self._failed = False
+        self._warm_shapes: set[tuple[int, ...]] = set()
         self._lock = threading.Lock()
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         """``network(batch)``: float32 ``[N, 3, H, W]`` -> ``[N, C, h, w]``."""
-        if self._traced is None and not self._failed:
+        shape = tuple(batch.shape)
+        if shape not in self._warm_shapes and not self._failed:
             with self._lock:
                 if self._traced is None and not self._failed:
                     self._traced = self._trace(batch)
+                elif self._traced is not None and shape not in self._warm_shapes:
+                    self._traced(batch)  # a new shape: its first run is unfused, the second fused
+                    self._traced(batch)
+                if self._traced is not None:
+                    self._warm_shapes.add(shape)
         return (self._traced or self.network)(batch)
 
     def _trace(self, batch: torch.Tensor) -> torch.jit.ScriptModule | None:

@@ -164,6 +164,7 @@ def propagate_soft(
     parallel = ahead_frames > 0 and (threads > 1 or not on_cpu)
     feature_threads, workers = stage_threads(threads) if on_cpu else (threads, 1)
     workers = search_workers or workers
+    extractor.fuse_for_video()  # frames of one size: the fused CNN pays (a no-op on a GPU)
     # features stay on the extractor's device: on a GPU the propagation runs there too
     stream = _memory_frames(extractor.stream(frames, total=total, desc=desc, keep_on_device=True))
     if parallel:
