@@ -48,7 +48,7 @@ def git_tree(path: Path | str = ROOT) -> dict:
 
     def _git(*args: str) -> str:
         done = subprocess.run(["git", "-C", str(path), *args], capture_output=True, text=True)
-        return done.stdout.strip() if done.returncode == 0 else ""
+        return done.stdout.rstrip() if done.returncode == 0 else ""  # rstrip: porcelain lines start with a space
 
     revision = _git("rev-parse", "HEAD")
     if not revision:
