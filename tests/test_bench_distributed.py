@@ -17,11 +17,10 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from dense_retrieval.data.synth import make_synthetic_davis
 from tests.bench_helpers import make_inputs, matrix_spec
-from tests.torchrun_helpers import PROJECT_ROOT, rank_pid, torchrun, torchrun_env
+from tests.torchrun_helpers import PROJECT_ROOT, in_process, rank_pid, torchrun, torchrun_env
 
 pytestmark = [
     pytest.mark.multiprocess,
@@ -33,22 +32,6 @@ pytestmark = [
     ),
 ]
 PROPAGATE = ["davis", "propagate", "--device", "cpu", "--json"]
-
-
-def in_process(*args: object) -> dict:
-    """The CLI in this process with one torch thread (as each torchrun rank has); its JSON report."""
-    import torch
-
-    from dense_retrieval.cli import app
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        result = CliRunner().invoke(app, [str(a) for a in args])
-    finally:
-        torch.set_num_threads(threads)
-    assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 def two_ranks(*args: object) -> dict:

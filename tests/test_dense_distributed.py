@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 from dense_retrieval.data.synth import make_synthetic_voc
-from tests.test_distributed import _in_process
-from tests.torchrun_helpers import PROJECT_ROOT, torchrun, torchrun_env
+from tests.torchrun_helpers import PROJECT_ROOT, in_process, torchrun, torchrun_env
 
 pytestmark = [
     pytest.mark.multiprocess,
@@ -30,7 +29,7 @@ ARGS = ["--input-size", "64", "--memory-size", "120", "--shard-images", "2", "--
 def test_torchrun_memory_and_report_equal_the_single_process_ones(tmp_path):
     voc = tmp_path / "voc"
     make_synthetic_voc(voc, num_train=6, num_val=2, size=64, seed=2, trainaug=True)
-    single = _in_process("retrieval", "eval-dense", "--root", str(voc), "--out", str(tmp_path / "one"), *ARGS)
+    single = in_process("retrieval", "eval-dense", "--root", str(voc), "--out", str(tmp_path / "one"), *ARGS)
     done = subprocess.run(
         torchrun("retrieval", "eval-dense", "--root", str(voc), "--out", str(tmp_path / "two"), *ARGS),
         capture_output=True,

@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 
 from dense_retrieval.retrieval.index import SegmentIndex
-from tests.torchrun_helpers import rank_pid, torchrun, torchrun_env
+from tests.torchrun_helpers import in_process, rank_pid, torchrun, torchrun_env
 
 pytestmark = [
     pytest.mark.multiprocess,
@@ -50,28 +50,11 @@ def images(tmp_path_factory) -> Path:
     return folder
 
 
-def _in_process(*args: str) -> dict:
-    """Run the CLI in this process with one torch thread (as torchrun's ranks have); its JSON report."""
-    import torch
-    from typer.testing import CliRunner
-
-    from dense_retrieval.cli import app
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        result = CliRunner().invoke(app, list(args))
-    finally:
-        torch.set_num_threads(threads)
-    assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout)
-
-
 @pytest.fixture(scope="module")
 def reference(images, tmp_path_factory) -> tuple[Path, dict]:
     """The single-process build (one shard: the default for one rank)."""
     out = tmp_path_factory.mktemp("single") / "index"
-    report = _in_process(*BUILD, str(images), "--out", str(out))
+    report = in_process(*BUILD, str(images), "--out", str(out))
     assert report["shards"] == {"count": 1, "images_per_shard": 12, "extracted_now": [0], "ranks": 1}
     return out, report
 
@@ -188,7 +171,7 @@ def test_torchrun_features_equal_single_process_features(images, tmp_path):
     from dense_retrieval.data.feature_store import read_feature_store
 
     args = ["features", str(images), "--device", "cpu", "--json"]
-    assert _in_process(*args, "--out", str(tmp_path / "one.npz"))["count"] == 12
+    assert in_process(*args, "--out", str(tmp_path / "one.npz"))["count"] == 12
     both = subprocess.run(
         torchrun(*args, "--out", str(tmp_path / "two.npz")),
         capture_output=True,

@@ -3,6 +3,7 @@ one rank's process to freeze or kill it."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
@@ -14,6 +15,23 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 def torchrun_env() -> dict:
     # one compute thread everywhere: torch's results depend (by ~1e-7) on the intra-op thread count
     return {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "OMP_NUM_THREADS": "1"}
+
+
+def in_process(*args: object, exit_codes: tuple[int, ...] = (0,)) -> dict:
+    """The CLI in this process with one torch thread (as each torchrun rank has); its JSON report."""
+    import torch
+    from typer.testing import CliRunner
+
+    from dense_retrieval.cli import app
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = CliRunner().invoke(app, [str(a) for a in args])
+    finally:
+        torch.set_num_threads(threads)
+    assert result.exit_code in exit_codes, result.stderr
+    return json.loads(result.stdout)
 
 
 def torchrun(*args: str, ranks: int = 2) -> list[str]:
